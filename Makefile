@@ -1,0 +1,38 @@
+# The front door: `make demo` runs the main job on the built-in default, `make test` passes the tests.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+TORCH   ?= torch==2.13.0
+STAMP   := $(VENV)/.installed
+
+.PHONY: demo test lint format bench bandit-full clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[torch,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/wind solve --out runs/demo/solve
+	$(BIN)/wind bandit --quick --out runs/demo/bandit
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -n 2
+
+lint format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/solvers.py --out docs/benchmarks
+
+bandit-full: $(STAMP)
+	$(BIN)/wind bandit --config configs/bandit.yaml --out runs/bandit-full
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -5,8 +5,34 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+
+def _new_figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A fresh ``(figure, axes)`` on the headless Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize, dpi=120)
+
+
+def _finish(fig: Any, ax: Any, path: str | Path, ylabel: str, title: str) -> Path:
+    """Label, lay out, save ``fig`` as a PNG at ``path`` (parents created) and close it."""
+    import matplotlib.pyplot as plt
+
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 @dataclass
@@ -34,12 +60,7 @@ def line_plot(
 
     Non-positive values are dropped from log-scaled axes instead of crashing the plot.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = _new_figure((7, 4.5))
     for label, c in curves.items():
         x = np.asarray(c.x, dtype=float)
         y = np.asarray(c.y, dtype=float)
@@ -59,17 +80,9 @@ def line_plot(
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, ylabel, title)
 
 
 def bar_plot(
@@ -81,23 +94,10 @@ def bar_plot(
     title: str = "",
 ) -> Path:
     """Bar chart of ``values`` (label -> value, optional symmetric ``errors``) into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     labels = list(values)
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels) + 2), 4), dpi=120)
+    fig, ax = _new_figure((max(5, 0.9 * len(labels) + 2), 4))
     err = [errors[k] for k in labels] if errors else None
     ax.bar(labels, [values[k] for k in labels], yerr=err, capsize=3, color="tab:blue", alpha=0.8)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
     ax.tick_params(axis="x", rotation=30)
     ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, ylabel, title)

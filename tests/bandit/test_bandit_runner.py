@@ -1,0 +1,131 @@
+"""The runner: every method trains by name with exact budget accounting; WIND improves."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from windalign.bandit.env import EnvConfig, PreferenceBandit
+from windalign.bandit.runner import (
+    METHODS,
+    Evaluator,
+    RunConfig,
+    bon_distill_loss,
+    queries_per_prompt,
+    samples_per_prompt,
+    train,
+)
+from windalign.games import best_of_two
+from windalign.objectives import LOSSES, SampleBatch
+
+TINY = EnvConfig(n_actions=4, context_dim=3, feature_dim=2, n_eval=32, seed=5)
+BETA = 0.1
+
+
+@pytest.fixture(scope="module")
+def env_eval():
+    env = PreferenceBandit(TINY)
+    return env, Evaluator(env, BETA)
+
+
+def test_methods_are_the_registry_losses_plus_sampled_bon():
+    assert METHODS.names() == [*LOSSES.names(), "bon-distill"]
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_method_runs_with_exact_budget_accounting(env_eval, method):
+    env, evaluator = env_eval
+    cfg = RunConfig(method=method, lr=0.05, batch=8, samples=3, query_budget=600, evals=3)
+    rows = train(env, evaluator, cfg)
+    spec = METHODS[method]
+    q = cfg.batch * queries_per_prompt(spec, cfg.samples)
+    rounds = cfg.query_budget // q
+    assert rows[0]["round"] == 0 and rows[-1]["round"] == rounds
+    for row in rows:
+        assert row["queries"] == row["round"] * q
+        assert row["samples"] == row["round"] * cfg.batch * samples_per_prompt(spec, cfg.samples)
+        assert all(np.isfinite(row[k]) for k in ("win_rate_ref", "kl_to_eq", "gap", "kl_ref"))
+    assert rows[0]["win_rate_ref"] == pytest.approx(0.5, abs=1e-12)
+    assert rows[-1]["kl_ref"] > 0  # the policy moved
+
+
+def test_queries_follow_each_sampling_scheme():
+    assert queries_per_prompt(METHODS["wind-squared"], 4) == 6
+    assert queries_per_prompt(METHODS["jbond"], 4) == 3
+    assert samples_per_prompt(METHODS["jbond"], 4) == 3
+    assert queries_per_prompt(METHODS["nash-md"], 4) == 3
+    assert queries_per_prompt(METHODS["bon-distill"], 2) == 1
+
+
+def test_wind_moves_towards_the_equilibrium_and_beats_the_reference(env_eval):
+    env, evaluator = env_eval
+    start = evaluator(np.log(evaluator.ref))
+    eq = evaluator(np.log(evaluator.pi_star))
+    cfg = RunConfig(
+        method="wind-squared", lr=0.1, hp={"eta": 2.0, "beta": BETA}, batch=16,
+        samples=4, steps_per_round=2, query_budget=6000, evals=4, seed=0,
+    )  # fmt: skip
+    end = train(env, evaluator, cfg)[-1]
+    gain = eq["win_rate_ref"] - 0.5
+    assert gain > 0.05
+    assert end["win_rate_ref"] > 0.5 + 0.6 * gain
+    assert end["kl_to_eq"] < 0.3 * start["kl_to_eq"]
+    assert end["gap"] < 0.3 * start["gap"]
+
+
+def test_runs_are_reproducible_by_seed(env_eval):
+    env, evaluator = env_eval
+    cfg = RunConfig(method="jbond", lr=0.05, batch=8, query_budget=240, evals=2, seed=3)
+    a, b = train(env, evaluator, cfg), train(env, evaluator, cfg)
+    assert [r["win_rate_ref"] for r in a] == [r["win_rate_ref"] for r in b]
+    c = train(env, evaluator, RunConfig(**{**cfg.__dict__, "seed": 4}))
+    assert c[-1]["win_rate_ref"] != a[-1]["win_rate_ref"]
+
+
+def test_unknown_hyperparameter_is_rejected_by_name(env_eval):
+    env, evaluator = env_eval
+    with pytest.raises(ValueError, match="'dpo' has no hyperparameter 'eta'"):
+        train(env, evaluator, RunConfig(method="dpo", hp={"eta": 1.0}))
+
+
+def test_evaluator_exact_quantities(env_eval):
+    _, evaluator = env_eval
+    eq = evaluator(np.log(evaluator.pi_star))
+    assert abs(eq["gap"]) < 1e-9 and eq["kl_to_eq"] < 1e-12
+    assert eq["win_rate_eq"] == pytest.approx(0.5, abs=1e-12)
+    bo2 = evaluator.iterated_bo2(3)
+    assert bo2[0]["win_rate_ref"] == pytest.approx(0.5, abs=1e-12) and bo2[0]["kl_ref"] == 0
+    wins = [r["win_rate_ref"] for r in bo2]
+    assert all(b > a for a, b in itertools.pairwise(wins))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_bon_distill_population_minimizer_is_best_of_two(k):
+    """Minimizing the exact expectation over k-tuples ~ pi_t and soft labels gives Bo2(pi_t)."""
+    rng = np.random.default_rng(k)
+    n = 4
+    s = rng.normal(size=(n, n))
+    P = 1 / (1 + np.exp(-(s - s.T)))
+    pi_t = rng.dirichlet(np.ones(n))
+    tuples = np.array(list(itertools.product(range(n), repeat=k)))  # every k-tuple of actions
+    weight = torch.as_tensor(np.prod(pi_t[tuples], axis=1))
+    prefs = P[tuples[:, :, None], tuples[:, None, :]]
+    prefs[:, np.arange(k), np.arange(k)] = np.nan
+    theta = torch.zeros(n, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([theta], max_iter=200, tolerance_grad=1e-14, tolerance_change=1e-16)
+
+    def closure():
+        opt.zero_grad()
+        logp = torch.log_softmax(theta, 0)[torch.as_tensor(tuples)]
+        fixed = logp.detach()
+        batch = SampleBatch(logp, fixed, fixed, torch.as_tensor(prefs), weight=weight)
+        loss = bon_distill_loss(batch).loss
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    pi = torch.softmax(theta, 0).detach().numpy()
+    np.testing.assert_allclose(pi, best_of_two(pi_t, P), atol=1e-8)

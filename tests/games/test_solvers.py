@@ -1,0 +1,170 @@
+"""Exact WIND solvers (THEORY.md 7 items 2 and 3)."""
+
+import numpy as np
+import pytest
+from scipy.optimize import root
+from scipy.special import softmax
+
+from windalign.games import (
+    duality_gap,
+    exploitability,
+    kl_logits,
+    log_wind_mirror_step,
+    random_game,
+    response_win_rates,
+    solve_equilibrium,
+    win_rate,
+    wind_equilibrium_residual,
+    wind_mirror_step,
+)
+
+
+def _mirror_path(g, beta, eta, steps):
+    """log pi_t, t = 0..steps, of exact WIND from ref."""
+    log_ref = np.log(g.ref)
+    path = [log_ref]
+    for _ in range(steps):
+        path.append(log_wind_mirror_step(g.P, log_ref, path[-1], beta, eta))
+    return np.array(path)
+
+
+@pytest.mark.parametrize("K", [3, 6, 12])
+@pytest.mark.parametrize("beta", [0.05, 0.3, 1.0])
+def test_mirror_contracts_kl_to_equilibrium_at_every_step(K, beta):
+    # 70 random games per (K, beta) with a mix of transitive and cyclic structure
+    g = random_game(K, batch=(70,), nontransitive=0.8, seed=K)
+    star = solve_equilibrium(g.P, g.ref, beta, tol=1e-15).log_pi
+    for eta in (beta, beta / 3):
+        path = _mirror_path(g, beta, eta, 250)
+        dist = kl_logits(star[None], path)  # [T+1, B]
+        rate = 1.0 / (1.0 + eta * beta)
+        valid = dist[:-1] > 1e-11  # above the accuracy of pi*
+        assert valid.sum() > 1000
+        excess = dist[1:] - rate * dist[:-1] * (1 + 1e-7)
+        assert np.max(np.where(valid, excess, -np.inf)) <= 0.0
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.4])
+def test_mirror_gap_falls_at_the_asymptotic_rate(beta):
+    g = random_game(8, batch=(40,), nontransitive=0.8, seed=2)
+    eta = beta
+    res = solve_equilibrium(g.P, g.ref, beta, method="mirror", tol=1e-11, max_iter=20_000)
+    assert res.trace.converged
+    gap = res.trace.gap
+    assert np.all(gap >= -1e-14)
+    late = np.flatnonzero(gap > 1e-10)
+    t0, t1 = late[len(late) // 2], late[-1]
+    slope = (np.log(gap[t1]) - np.log(gap[t0])) / (t1 - t0)
+    assert slope <= np.log(1.0 / (1.0 + eta * beta)) + 1e-4
+
+
+def test_newton_agrees_with_mirror_and_reaches_tiny_gap():
+    g = random_game(8, batch=(20,), nontransitive=0.6, seed=4)
+    beta = 0.5
+    newton = solve_equilibrium(g.P, g.ref, beta)
+    mirror = solve_equilibrium(g.P, g.ref, beta, method="mirror", tol=0.0, max_iter=800)
+    assert newton.trace.converged
+    assert newton.trace.gap[-1] <= 1e-12
+    assert np.max(duality_gap(g.P, g.ref, newton.pi, beta)) <= 1e-12
+    np.testing.assert_allclose(newton.pi, mirror.pi, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(
+        wind_mirror_step(g.P, g.ref, newton.pi, beta, beta), newton.pi, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.1, 0.01, 0.001])
+def test_newton_reaches_gap_1e12_down_to_beta_1e3(beta):
+    g = random_game(30, batch=(40,), nontransitive=0.5, seed=7)
+    res = solve_equilibrium(g.P, g.ref, beta)
+    assert res.trace.converged
+    assert np.max(duality_gap(g.P, g.ref, res.pi, beta)) <= 1e-12
+    assert np.max(wind_equilibrium_residual(g.P, g.ref, res.pi, beta)) <= 1e-7
+    np.testing.assert_allclose(res.pi.sum(-1), 1.0, atol=1e-14)
+
+
+def test_shared_oracle_broadcasts_over_references():
+    g = random_game(5, batch=(3,), seed=8)
+    refs = np.random.default_rng(0).dirichlet(np.ones(5), size=3)
+    shared = solve_equilibrium(g.P[0], refs, 0.2).pi
+    for b in range(3):
+        np.testing.assert_allclose(
+            shared[b], solve_equilibrium(g.P[0], refs[b], 0.2).pi, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize(("seed", "beta"), [(0, 0.5), (1, 0.2), (2, 0.1), (3, 0.05)])
+def test_uniform_reference_equilibrium_is_the_logit_qre(seed, beta):
+    # independent method: scipy's hybrid root finder on the logit-QRE fixed point
+    # x = softmax(P x / beta) of the symmetric game with payoff P, precision 1/beta
+    g = random_game(6, nontransitive=0.8, ref="uniform", seed=seed)
+
+    def fixed_point(z):
+        return z - g.P @ softmax(z) / beta
+
+    sol = root(fixed_point, g.P @ g.ref / beta, method="hybr", tol=1e-13)
+    assert np.max(np.abs(fixed_point(sol.x))) < 1e-11
+    qre = softmax(sol.x)
+    wind = solve_equilibrium(g.P, g.ref, beta).pi
+    np.testing.assert_allclose(wind, qre, atol=1e-10)
+
+
+def test_exploitability_vanishes_as_beta_goes_to_zero():
+    g = random_game(20, batch=(30,), nontransitive=0.7, seed=5)  # non-uniform (Dirichlet) ref
+    assert np.min(exploitability(g.P, g.ref)) > 0.01
+    bound = np.log(1.0 / g.ref.min(-1))
+    worst = []
+    for beta in [0.3, 0.1, 0.03, 0.01, 0.003, 0.001]:
+        pi = solve_equilibrium(g.P, g.ref, beta).pi
+        ex = exploitability(g.P, pi)
+        # at pi*: max_y w(y) - 1/2 <= beta (log 1/ref(y) - KL(pi*||ref)) <= beta log(1/min ref)
+        assert np.all(ex <= beta * bound + 1e-12)
+        worst.append(np.max(ex))
+    assert worst[-1] < 0.05 * worst[0]
+
+
+def test_gap_formula_is_best_response_value_minus_one():
+    g = random_game(6, batch=(4,), nontransitive=0.6, seed=11)
+    rng = np.random.default_rng(0)
+    beta = 0.3
+    pi = rng.dirichlet(np.ones(6), size=4)
+    w = response_win_rates(g.P, pi)
+    br = softmax(np.log(g.ref) + w / beta, axis=-1)  # argmax_p p^T P pi - beta KL(p || ref)
+
+    def value(p):
+        return np.sum(p * w, -1) - beta * kl_logits(np.log(p), np.log(g.ref))
+
+    gap = duality_gap(g.P, g.ref, pi, beta)
+    kl_pi = kl_logits(np.log(pi), np.log(g.ref))
+    np.testing.assert_allclose(gap, 2 * (value(br) + beta * kl_pi) - 1, atol=1e-13)
+    for _ in range(20):  # no other p beats the best response
+        p = rng.dirichlet(np.ones(6), size=4)
+        assert np.all(value(p) <= value(br) + 1e-14)
+    assert np.all(gap > 0)
+    np.testing.assert_allclose(win_rate(g.P, pi, pi), 0.5, atol=1e-15)
+
+
+def test_mirror_step_size_is_configurable():
+    g = random_game(5, batch=(10,), seed=6)
+    slow = solve_equilibrium(g.P, g.ref, 0.2, method="mirror", eta=0.05, tol=1e-10)
+    safe = solve_equilibrium(g.P, g.ref, 0.2, method="mirror", tol=1e-10)
+    assert slow.trace.converged and safe.trace.converged
+    assert slow.trace.iterations > 2 * safe.trace.iterations
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"beta": 0.0}, "beta must be > 0"),
+        ({"method": "bisection"}, "unknown method 'bisection'"),
+        ({"P": np.array([[0.5, 0.7], [0.7, 0.5]])}, r"P\[0, 1\] \+ P\[1, 0\] = 1.4"),
+        ({"P": np.array([[0.5, 1.2], [-0.2, 0.5]])}, r"P\[1, 0\] = -0.2 is outside \[0, 1\]"),
+        ({"ref": np.array([0.5, 0.6])}, r"ref\[\] sums to 1.1"),
+        ({"ref": np.array([1.5, -0.5])}, r"ref\[1\] = -0.5 is negative"),
+        ({"eta": 0.1}, "does not apply to method='newton'"),
+    ],
+)
+def test_solver_validation_errors(kwargs, match):
+    args = {"P": np.array([[0.5, 0.7], [0.3, 0.5]]), "ref": np.array([0.5, 0.5]), "beta": 0.1}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        solve_equilibrium(**args)

@@ -1,0 +1,289 @@
+"""The bandit benchmark: tune every method on one grid, rerun on fresh seeds, report with 95% CIs.
+
+Protocol (``configs/bandit.yaml``): every method gets the same policy class, the same preference
+query budget and the same tuning grid (learning rate x step multiplier ``eta``, see
+:class:`~windalign.bandit.config.TuningSettings`) evaluated on the same tuning seeds; the grid
+point with the best tuning score (mean win rate against the reference over the run's log-spaced
+evaluations: the area under the win-rate curve on a log-query axis) is rerun on fresh seeds
+``0..n-1``. Runs go to
+a process pool (``workers``); each process builds the environment and its exact evaluator once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import itertools
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from windalign.bandit.config import BenchConfig
+from windalign.bandit.env import EnvConfig, PreferenceBandit
+from windalign.bandit.runner import METHODS, Evaluator, RunConfig, train
+
+#: the hyperparameter the ``eta`` grid axis scales, and how: ``+1`` multiplies, ``-1`` divides.
+STEP_HYPERPARAMETERS = (("eta", 1), ("beta_anchor", -1), ("beta", -1))
+
+
+def step_hyperparameter(method: str) -> tuple[str, int] | None:
+    """``(name, sign)`` of the method's step-size hyperparameter, or ``None`` if it has none.
+
+    >>> [step_hyperparameter(m) for m in ("wind-kl", "dpo", "bon-distill")]
+    [('eta', 1), ('beta', -1), None]
+    """
+    defaults = METHODS[method].defaults
+    return next(((n, s) for n, s in STEP_HYPERPARAMETERS if n in defaults), None)
+
+
+def method_hyperparameters(cfg: BenchConfig, method: str, eta: float | None) -> dict[str, float]:
+    """The method's hyperparameters for one grid point.
+
+    Loss defaults, then the shared ``train.beta`` (KL strength to the reference) wherever the
+    default is positive (SPPO's published ``beta = 0`` is kept), then the config's per-method
+    ``hyperparameters``, then the ``eta`` multiplier on the step hyperparameter.
+
+    >>> cfg = BenchConfig()
+    >>> method_hyperparameters(cfg, "ipo", 2.0), method_hyperparameters(cfg, "sppo", 2.0)
+    ({'beta': 0.05}, {'eta': 2.0, 'beta': 0.0})
+    """
+    hp = dict(METHODS[method].defaults)
+    if hp.get("beta", 0.0) > 0:
+        hp["beta"] = cfg.train.beta
+    hp |= cfg.hyperparameters.get(method, {})
+    step = step_hyperparameter(method)
+    if step is not None and eta is not None:
+        name, sign = step
+        hp[name] = hp[name] * eta if sign > 0 else hp[name] / eta
+    return hp
+
+
+def grid(cfg: BenchConfig, method: str) -> list[tuple[float, float | None]]:
+    """Grid points ``(lr, eta)``; ``eta`` is ``None`` for a method without a step size."""
+    etas = cfg.tuning.eta if step_hyperparameter(method) else [None]
+    return list(itertools.product(cfg.tuning.lr, etas))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run of the benchmark (picklable): method, grid point, seed and phase."""
+
+    phase: str
+    method: str
+    point: int
+    lr: float
+    eta: float | None
+    seed: int
+    run: RunConfig
+
+
+def make_task(cfg: BenchConfig, phase: str, method: str, point: int, seed: int) -> Task:
+    """The :class:`Task` for ``method`` at its grid point number ``point`` and ``seed``."""
+    lr, eta = grid(cfg, method)[point]
+    t = cfg.train
+    run = RunConfig(
+        method=method,
+        lr=lr,
+        hp=method_hyperparameters(cfg, method, eta),
+        seed=seed,
+        policy=t.policy,
+        hidden=t.hidden,
+        batch=t.batch,
+        samples=t.samples,
+        steps_per_round=t.steps_per_round,
+        query_budget=t.query_budget,
+        evals=t.evals,
+    )
+    return Task(phase, method, point, lr, eta, seed, run)
+
+
+_WORKER: dict[str, tuple[PreferenceBandit, Evaluator]] = {}
+
+
+def _init_worker(env_cfg: EnvConfig, beta: float) -> None:
+    env = PreferenceBandit(env_cfg)
+    _WORKER["env"] = (env, Evaluator(env, beta))
+
+
+def _init_pool_worker(env_cfg: EnvConfig, beta: float) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core; tiny tensors gain nothing from threads
+    _init_worker(env_cfg, beta)
+
+
+def _run_task(task: Task) -> list[dict]:
+    env, evaluator = _WORKER["env"]
+    tags = {"phase": task.phase, "method": task.method, "seed": task.seed, "point": task.point}
+    tags["lr"] = task.lr
+    tags["eta"] = float("nan") if task.eta is None else task.eta
+    return [tags | row for row in train(env, evaluator, task.run)]
+
+
+@contextlib.contextmanager
+def task_runner(cfg: BenchConfig) -> Iterator[Callable[..., Iterator[list[dict]]]]:
+    """A ``map``-like callable running tasks: in-process for ``workers = 1``, else in a pool of
+    spawned processes (started once, reused by the tuning and report phases)."""
+    init = (cfg.env, cfg.train.beta)
+    if cfg.workers == 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny tensors: extra threads only spin against other work
+        try:
+            _init_worker(*init)
+            yield map
+        finally:
+            torch.set_num_threads(threads)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    workers = min(cfg.workers, os.cpu_count() or 1)
+    with ProcessPoolExecutor(workers, ctx, initializer=_init_pool_worker, initargs=init) as pool:
+        yield functools.partial(pool.map, chunksize=1)
+
+
+def run_tasks(
+    mapper: Callable[..., Iterator[list[dict]]], tasks: Sequence[Task], progress: bool, desc: str
+) -> list[dict]:
+    """Run ``tasks`` with ``mapper`` (see :func:`task_runner`); all their rows, in task order."""
+    bar = tqdm(mapper(_run_task, tasks), total=len(tasks), desc=desc, disable=not progress)
+    return [row for rows in bar for row in rows]
+
+
+def tuning_scores(rows: Iterable[Mapping]) -> dict[tuple[str, int], float]:
+    """Tuning score per (method, grid point): mean win rate vs the reference over the run's
+    evaluations and the tuning seeds. Evaluations are log-spaced in rounds, so this is the area
+    under the win-rate curve on a log-query axis: early progress and final level count alike.
+
+    >>> rows = [{"method": "m", "point": 0, "win_rate_ref": w} for w in (0.5, 0.7)]
+    >>> tuning_scores(rows)
+    {('m', 0): 0.6}
+    """
+    groups: dict[tuple[str, int], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["point"]), []).append(r["win_rate_ref"])
+    return {key: float(np.mean(v)) for key, v in groups.items()}
+
+
+def best_points(methods: Iterable[str], scores: Mapping[tuple[str, int], float]) -> dict[str, int]:
+    """Each method's grid point with the best tuning score (ties: the first in the grid).
+
+    >>> best_points(["m"], {("m", 0): 0.6, ("m", 1): 0.7, ("m", 2): 0.7})
+    {'m': 1}
+    """
+    best = {}
+    for method in methods:
+        points = sorted(p for m, p in scores if m == method)
+        best[method] = max(points, key=lambda p: (scores[(method, p)], -p))
+    return best
+
+
+def run_benchmark(cfg: BenchConfig, progress: bool = True) -> tuple[list[dict], list[dict], dict]:
+    """Tune every method, rerun the best grid point on fresh seeds.
+
+    Returns ``(tuning_rows, report_rows, best)`` where ``best[method] = (lr, eta)``. Each row is
+    one evaluation of one run (see :func:`windalign.bandit.runner.train`) tagged with ``phase``,
+    ``method``, ``seed``, grid ``point``, ``lr`` and ``eta`` (NaN for no step size).
+    """
+    tasks = [
+        make_task(cfg, "tune", m, point, seed)
+        for m in cfg.methods
+        for point in range(len(grid(cfg, m)))
+        for seed in cfg.tuning.seeds
+    ]
+    with task_runner(cfg) as mapper:
+        tuning = run_tasks(mapper, tasks, progress, "tuning")
+        best = best_points(cfg.methods, tuning_scores(tuning))
+        seeds = range(cfg.report.seeds)
+        tasks = [make_task(cfg, "report", m, best[m], s) for m in cfg.methods for s in seeds]
+        report = run_tasks(mapper, tasks, progress, "report")
+    return tuning, report, {m: grid(cfg, m)[p] for m, p in best.items()}
+
+
+def write_csv(rows: Sequence[Mapping], path: Path) -> Path:
+    """Write rows (dicts with the same keys) as CSV at ``path``."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def with_overrides(cfg: BenchConfig, seeds: int | None, methods: list[str] | None) -> BenchConfig:
+    """``cfg`` with the CLI's ``--seeds`` / ``--methods`` applied (validated)."""
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError(f"--seeds = {seeds} is invalid; it must be an integer >= 1")
+        cfg = replace(cfg, report=replace(cfg.report, seeds=seeds))
+    if methods:
+        for name in methods:
+            METHODS[name]  # raises KeyError listing the valid names
+        cfg = replace(cfg, methods=list(methods))
+    return cfg
+
+
+def write_run(cfg: BenchConfig, out: str | Path, progress: bool = True) -> Path:
+    """Run the benchmark and write the run directory ``out``; returns the ``summary.md`` path.
+
+    Files: ``config.yaml`` (resolved), ``curves.csv`` (every evaluation of every report run),
+    ``tuning.csv``, ``summary.md`` (tables with 95% intervals) and the PNG figures of
+    :func:`windalign.bandit.report.write_figures`.
+    """
+    import time
+
+    import yaml
+
+    from windalign.bandit.config import config_to_dict
+    from windalign.bandit.report import collect, summary_tables, write_figures
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    start = time.perf_counter()
+    tuning, report, best = run_benchmark(cfg, progress)
+    elapsed = time.perf_counter() - start
+    write_csv(tuning, out / "tuning.csv")
+    write_csv(report, out / "curves.csv")
+    evaluator = Evaluator(PreferenceBandit(cfg.env), cfg.train.beta)
+    eq = evaluator(np.log(evaluator.pi_star))
+    exact = evaluator.iterated_bo2(cfg.report.bon_rounds)
+    runs = collect(report)
+    paths = {
+        "exact iterated Bo2": evaluator.iterated_bo2(2 * cfg.report.bon_rounds),
+        "exact WIND (eta = 1)": evaluator.exact_wind(1.0, 100),
+    }
+    figures = write_figures(runs, out, eq, paths)
+    e, t = cfg.env, cfg.train
+    lines = [
+        "# Bandit benchmark summary",
+        "",
+        f"{len(cfg.methods)} methods, tuned on {len(cfg.tuning.seeds)} seeds over lr "
+        f"{cfg.tuning.lr} x eta {cfg.tuning.eta}, reported on {cfg.report.seeds} fresh seeds "
+        f"(mean ± 95% t-interval). Budget {t.query_budget} preference queries per run, "
+        f"{t.batch} prompts x {t.samples} samples per round, {t.steps_per_round} gradient "
+        f"step(s) per round, `{t.policy}` policy, beta = {t.beta:g}. Environment: K = "
+        f"{e.n_actions} actions, d = {e.context_dim}, non-transitive share {e.nontransitive:g}, "
+        f"{len(evaluator.x)} evaluation contexts. Total time {elapsed:.0f} s.",
+        "",
+        f"Exact WIND equilibrium pi*: win rate vs ref {eq['win_rate_ref']:.4f}, exploitability "
+        f"{eq['exploitability']:.4f}, KL(pi*‖ref) {eq['kl_ref']:.4f}. Exact iterated Best-of-2 "
+        "(win rate vs ref, KL to ref): "
+        + ", ".join(
+            f"t={i}: {r['win_rate_ref']:.4f}, {r['kl_ref']:.3f}" for i, r in enumerate(exact)
+        ),
+        "",
+        *summary_tables(runs, best, exact, cfg.report.kl_levels),
+        "",
+        "Figures: " + ", ".join(f"[{p.name}]({p.name})" for p in figures),
+        "",
+    ]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines))
+    return path

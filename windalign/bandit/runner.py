@@ -1,0 +1,303 @@
+"""Train any objective by name on the preference bandit, with one budget accounting (THEORY.md 5-6).
+
+One *round* (THEORY.md 6): draw ``B`` prompts, draw samples for each from the frozen sampler
+``pi_t`` (log-probabilities recorded at sampling time), query the oracle on the pairs the method
+uses, take ``M`` gradient steps on the method's loss (``M = 1`` is online), ``pi_{t+1} <-
+pi_theta``. Every method runs until it has spent the same number of preference queries, and is
+evaluated (at log-spaced rounds) on the held-out contexts with the exact quantities of
+``windalign.games``: win rate
+against the reference, exploitability, WIND duality gap, ``KL(pi* || pi)`` to the exact WIND
+equilibrium and ``KL(pi || pi_ref)``.
+
+Methods are the registered losses of ``windalign.objectives.LOSSES`` plus ``bon-distill``
+(sampled iterated Best-of-2 distillation: maximum likelihood on the winner of each queried pair
+of samples from ``pi_t``; THEORY.md 2). How a method draws its samples follows its
+``LossSpec.sampling``:
+
+* ``policy``  -- ``k`` i.i.d. samples from ``pi_t``, all ``k(k-1)/2`` pairs queried;
+* ``jbond``   -- one sample from ``pi_t`` and two from the EMA anchor, all 3 pairs queried
+  (policy vs anchors for the reward, anchor vs anchor for the Best-of-2 target);
+* ``nash-md`` -- one sample from ``pi_t`` and ``k - 1`` from the geometric mixture
+  ``pi_t^(1-alpha) pi_ref^alpha``; the ``k - 1`` pairs (0, j) queried.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from windalign.bandit.env import PreferenceBandit, all_pairs
+from windalign.bandit.policies import make_policy
+from windalign.games import (
+    duality_gap_logits,
+    exploitability,
+    kl_logits,
+    log_best_of_two,
+    solve_equilibrium,
+    win_rate,
+    wind_mirror_step,
+)
+from windalign.objectives import LOSSES, LossOutput, LossSpec, SampleBatch
+from windalign.objectives.batch import prompt_mean
+from windalign.registry import Registry
+
+
+def bon_distill_loss(batch: SampleBatch) -> LossOutput:
+    """Sampled Best-of-2 distillation: likelihood of the winner of every queried pair.
+
+    ``L = -(1 / n_pairs) sum_{i != j queried} o_ij log pi_theta(y_i)`` per prompt (each
+    unordered pair contributes its winner, or with soft labels its expectation). With samples
+    i.i.d. from ``pi_t`` its population minimizer is ``Bo2(pi_t) = 2 pi_t w_t`` (THEORY.md 2), so
+    iterating it is sampled iterated Best-of-N; with K = 2 it is one duel per prompt.
+    ``logp [B, K]``.
+
+    >>> lp = torch.log(torch.tensor([[0.5, 0.5]], dtype=torch.float64))
+    >>> o = torch.tensor([[[0.5, 1.0], [0.0, 0.5]]], dtype=torch.float64)
+    >>> round(bon_distill_loss(SampleBatch(lp, lp, lp, o)).loss.item(), 4)
+    0.6931
+    """
+    o = batch.completed_prefs()
+    valid = ~torch.isnan(o)
+    n_pairs = valid.sum((-1, -2)) / 2
+    logp = batch.logp.masked_fill(~batch.mask, 0)
+    per_prompt = -(torch.where(valid, o, 0) * logp[:, :, None]).sum((-1, -2)) / n_pairs.clamp(1)
+    loss = prompt_mean(per_prompt, n_pairs > 0, batch)
+    return LossOutput(loss, {"winner_logp": float(-loss.detach())})
+
+
+METHODS: Registry[LossSpec] = Registry("bandit method")
+for _entry in LOSSES.entries():
+    METHODS.register(_entry.name, help=_entry.help)(_entry.obj)
+METHODS.register("bon-distill", help="sampled iterated Best-of-2: likelihood of pair winners")(
+    LossSpec(
+        fn=bon_distill_loss,
+        sampling="policy",
+        min_k=2,
+        defaults={},
+        help="sampled iterated Best-of-2: likelihood of pair winners",
+    )
+)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: the method, its hyperparameters, and the shared budget settings.
+
+    ``hp`` overrides the method's default hyperparameters (``LossSpec.defaults``: ``eta``,
+    ``beta``, J-BOND's anchor rate ``gamma``, Nash-MD's ``alpha``, ...). ``samples`` is ``k``
+    per prompt (raised to the method's ``min_k``; J-BOND always uses 3). The run stops after
+    ``query_budget`` preference queries and is evaluated about ``evals + 1`` times (round 0
+    included), at log-spaced rounds so that the fast early progress is resolved.
+    """
+
+    method: str
+    lr: float = 0.05
+    hp: Mapping[str, float] = field(default_factory=dict)
+    seed: int = 0
+    policy: str = "linear"
+    hidden: int = 32
+    batch: int = 32
+    samples: int = 4
+    steps_per_round: int = 1
+    query_budget: int = 20_000
+    evals: int = 20
+
+
+class Draw(NamedTuple):
+    """One round's samples: ``actions [B, k]``, sampler log-probs ``logp_old [B, k]``, pairs."""
+
+    actions: np.ndarray
+    logp_old: np.ndarray
+    pairs: list[tuple[int, int]]
+
+
+def _gather(logp: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(logp, actions, axis=1)
+
+
+def _log_normalize(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def draw_policy(
+    env: PreferenceBandit,
+    logp_t: np.ndarray,
+    logp_anchor: np.ndarray | None,
+    logp_ref: np.ndarray,
+    k: int,
+    hp: Mapping[str, float],
+) -> Draw:
+    """``k`` i.i.d. samples of ``pi_t``, all pairs queried, ``logp_old = log pi_t``."""
+    actions = env.sample_actions(logp_t, k)
+    return Draw(actions, _gather(logp_t, actions), all_pairs(k))
+
+
+def draw_jbond(
+    env: PreferenceBandit,
+    logp_t: np.ndarray,
+    logp_anchor: np.ndarray | None,
+    logp_ref: np.ndarray,
+    k: int,
+    hp: Mapping[str, float],
+) -> Draw:
+    """Sample 0 from ``pi_t``, samples 1, 2 from the anchor; ``logp_old = log anchor``."""
+    actions = np.concatenate([env.sample_actions(logp_t, 1), env.sample_actions(logp_anchor, 2)], 1)
+    return Draw(actions, _gather(logp_anchor, actions), all_pairs(3))
+
+
+def draw_nash_md(
+    env: PreferenceBandit,
+    logp_t: np.ndarray,
+    logp_anchor: np.ndarray | None,
+    logp_ref: np.ndarray,
+    k: int,
+    hp: Mapping[str, float],
+) -> Draw:
+    """Sample 0 from ``pi_t``, the rest from ``pi_t^(1-a) pi_ref^a``; ``logp_old = log pi_t``."""
+    alpha = hp["alpha"]
+    mixture = _log_normalize((1 - alpha) * logp_t + alpha * logp_ref)
+    actions = np.concatenate([env.sample_actions(logp_t, 1), env.sample_actions(mixture, k - 1)], 1)
+    return Draw(actions, _gather(logp_t, actions), [(0, j) for j in range(1, k)])
+
+
+DRAWS: dict[str, Callable[..., Draw]] = {
+    "policy": draw_policy,
+    "jbond": draw_jbond,
+    "nash-md": draw_nash_md,
+}
+
+
+def samples_per_prompt(spec: LossSpec, k: int) -> int:
+    """``k`` raised to the method's minimum (J-BOND always draws 3)."""
+    return 3 if spec.sampling == "jbond" else max(k, spec.min_k)
+
+
+def queries_per_prompt(spec: LossSpec, k: int) -> int:
+    """Preference queries per prompt and round for a method drawing ``k`` samples."""
+    k = samples_per_prompt(spec, k)
+    return k - 1 if spec.sampling == "nash-md" else k * (k - 1) // 2
+
+
+class Evaluator:
+    """Exact metrics of a policy on the environment's evaluation contexts (``windalign.games``).
+
+    Precomputes ``P [n, K, K]``, ``log pi_ref [n, K]`` and the exact WIND equilibrium ``pi*``
+    (Newton, THEORY.md 4) for ``beta``. Every metric is averaged over the contexts.
+    """
+
+    def __init__(self, env: PreferenceBandit, beta: float) -> None:
+        self.beta = beta
+        self.x = env.eval_contexts
+        self.P = env.oracle(self.x)
+        self.log_ref = env.reference_logp(self.x)
+        self.ref = np.exp(self.log_ref)
+        self.pi_star = solve_equilibrium(self.P, self.ref, beta, method="newton").pi
+        with np.errstate(divide="ignore"):
+            self.log_pi_star = np.log(self.pi_star)
+
+    def __call__(self, log_pi: np.ndarray) -> dict[str, float]:
+        """Metrics of ``log pi [n, K]``: ``win_rate_ref``, ``exploitability``, ``gap``,
+        ``kl_to_eq`` (``KL(pi* || pi)``), ``kl_ref`` (``KL(pi || pi_ref)``), ``win_rate_eq``."""
+        pi = np.exp(log_pi)
+        return {
+            "win_rate_ref": float(np.mean(win_rate(self.P, pi, self.ref))),
+            "win_rate_eq": float(np.mean(win_rate(self.P, pi, self.pi_star))),
+            "exploitability": float(np.mean(exploitability(self.P, pi))),
+            "gap": float(np.mean(duality_gap_logits(self.P, self.log_ref, log_pi, self.beta))),
+            "kl_to_eq": float(np.mean(kl_logits(self.log_pi_star, log_pi))),
+            "kl_ref": float(np.mean(kl_logits(log_pi, self.log_ref))),
+        }
+
+    def iterated_bo2(self, rounds: int) -> list[dict[str, float]]:
+        """Metrics of exact iterated Best-of-2 ``Bo2^t(pi_ref)``, ``t = 0..rounds`` (THEORY 2)."""
+        log_pi, out = self.log_ref, []
+        for _ in range(rounds + 1):
+            out.append(self(log_pi))
+            log_pi = log_best_of_two(log_pi, self.P)
+        return out
+
+    def exact_wind(self, eta: float, steps: int) -> list[dict[str, float]]:
+        """Metrics of exact WIND mirror steps from ``pi_ref``, ``t = 0..steps`` (THEORY.md 4)."""
+        pi, out = self.ref, []
+        for _ in range(steps + 1):
+            out.append(self(np.log(pi)))
+            pi = wind_mirror_step(self.P, self.ref, pi, self.beta, eta)
+        return out
+
+
+def _log_softmax_np(policy: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return torch.log_softmax(policy(x), dim=-1).numpy()
+
+
+def _ema_(anchor: torch.nn.Module, policy: torch.nn.Module, rate: float) -> None:
+    with torch.no_grad():
+        for pa, p in zip(anchor.parameters(), policy.parameters(), strict=True):
+            pa.mul_(1 - rate).add_(p, alpha=rate)
+
+
+def train(
+    env: PreferenceBandit, evaluator: Evaluator, cfg: RunConfig, progress: bool = False
+) -> list[dict[str, float]]:
+    """Train ``cfg.method`` from ``pi_ref`` until ``cfg.query_budget`` queries are spent.
+
+    Returns one row per evaluation: ``round``, ``queries``, ``samples``, ``steps``, ``wall_s``
+    (training time so far, evaluation excluded), ``loss`` and the :class:`Evaluator` metrics.
+    """
+    spec = METHODS[cfg.method]
+    unknown = sorted(set(cfg.hp) - set(spec.defaults))
+    if unknown:
+        raise ValueError(
+            f"method {cfg.method!r} has no hyperparameter {unknown[0]!r}; "
+            f"its hyperparameters are: {', '.join(spec.defaults) or '(none)'}"
+        )
+    hp = {**spec.defaults, **cfg.hp}
+    loss_hp = {key: v for key, v in hp.items() if key not in spec.sampling_params}
+    k = samples_per_prompt(spec, cfg.samples)
+    per_round = cfg.batch * queries_per_prompt(spec, cfg.samples)
+    rounds = max(1, cfg.query_budget // per_round)
+    eval_at = {0, *np.geomspace(1, rounds, cfg.evals).round().astype(int).tolist()}
+    env.reset(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    policy = make_policy(cfg.policy, env.w_ref, env.pool, cfg.hidden, cfg.seed)
+    anchor = copy.deepcopy(policy).requires_grad_(False) if spec.sampling == "jbond" else None
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    x_eval = torch.as_tensor(evaluator.x)
+    draw = DRAWS[spec.sampling]
+    rows, wall, loss_value = [], 0.0, float("nan")
+    for t in tqdm(range(rounds + 1), desc=cfg.method, disable=not progress, leave=False):
+        if t in eval_at:
+            budget = {"round": t, "queries": env.queries, "samples": env.samples}
+            budget |= {"steps": t * cfg.steps_per_round, "wall_s": wall, "loss": loss_value}
+            rows.append(budget | evaluator(_log_softmax_np(policy, x_eval)))
+        if t == rounds:
+            break
+        start = time.perf_counter()
+        x_np = env.sample_contexts(cfg.batch)
+        x = torch.as_tensor(x_np)
+        logp_ref = env.reference_logp(x_np)
+        logp_anchor = _log_softmax_np(anchor, x) if anchor is not None else None
+        d = draw(env, _log_softmax_np(policy, x), logp_anchor, logp_ref, k, hp)
+        prefs = torch.as_tensor(env.query(x_np, d.actions, d.pairs))
+        actions = torch.as_tensor(d.actions)
+        fixed = {"logp_old": torch.as_tensor(d.logp_old), "prefs": prefs}
+        fixed["logp_ref"] = torch.as_tensor(_gather(logp_ref, d.actions))
+        for _ in range(cfg.steps_per_round):
+            logp = torch.log_softmax(policy(x), dim=-1).gather(1, actions)
+            out = spec.fn(SampleBatch(logp=logp, **fixed), **loss_hp)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+            if anchor is not None:
+                _ema_(anchor, policy, hp["gamma"])
+        loss_value = float(out.loss.detach())
+        wall += time.perf_counter() - start
+    return rows

@@ -1,0 +1,72 @@
+"""``METHODS``: every exact solver and baseline dynamics under one name and one signature.
+
+Each entry is called as ``fn(P, ref, beta, *, max_iter, progress, **kw) -> SolveResult``;
+``wind solve --methods``, its error messages, the docs table and the tests all read this registry.
+
+>>> sorted(METHODS.names()) == sorted(
+...     ["newton", "mirror", "iterated-bo2", "regularized-bon", "sppo", "nash-md"])
+True
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from windalign.games import dynamics, solvers
+from windalign.games.solvers import SolveResult
+from windalign.registry import Registry
+
+
+class Method(Protocol):
+    """The common signature of a registered method."""
+
+    def __call__(
+        self,
+        P: np.ndarray,
+        ref: np.ndarray,
+        beta: float,
+        *,
+        max_iter: int,
+        progress: bool,
+        **kw: object,
+    ) -> SolveResult: ...
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+@METHODS.register("newton", help="WIND equilibrium by damped Newton with beta continuation")
+def _newton(P, ref, beta, *, max_iter, progress, **kw) -> SolveResult:
+    return solvers.newton_solve(P, ref, beta, max_iter=max_iter, progress=progress, **kw)
+
+
+@METHODS.register("mirror", help="exact WIND proximal mirror steps, eta = beta (safe) by default")
+def _mirror(P, ref, beta, *, max_iter, progress, **kw) -> SolveResult:
+    return solvers.mirror_solve(P, ref, beta, max_iter=max_iter, progress=progress, **kw)
+
+
+@METHODS.register("iterated-bo2", help="iterated Best-of-2 under the oracle (unregularized)")
+def _iterated_bo2(P, ref, beta, *, max_iter, progress, **kw) -> SolveResult:
+    return dynamics.iterated_bon(P, ref, beta, max_iter=max_iter, progress=progress, **kw)
+
+
+@METHODS.register(
+    "regularized-bon",
+    help="Bo2 iterates pulled to ref, pi ∝ Bo2(pi)^(1-lam) ref^lam, lam = 2 beta / (1 + 2 beta)",
+)
+def _regularized_bon(P, ref, beta, *, max_iter, progress, **kw) -> SolveResult:
+    return dynamics.regularized_iterated_bon(
+        P, ref, beta, max_iter=max_iter, progress=progress, **kw
+    )
+
+
+@METHODS.register("sppo", help="SPPO multiplicative weights pi ∝ pi exp(eta P pi), eta = 1")
+def _sppo(P, ref, beta, *, max_iter, progress, eta: float = 1.0, **kw) -> SolveResult:
+    return dynamics.sppo_mw(P, ref, eta, beta=beta, max_iter=max_iter, progress=progress, **kw)
+
+
+@METHODS.register("nash-md", help="Nash-MD with geometric mixture alpha = 0.1, eta = beta")
+def _nash_md(P, ref, beta, *, max_iter, progress, **kw) -> SolveResult:
+    return dynamics.nash_md(P, ref, beta, max_iter=max_iter, progress=progress, **kw)

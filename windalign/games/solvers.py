@@ -149,7 +149,7 @@ def iterate(
         pi = new
         bar.update()
         if t % 100 == 0:
-            bar.set_postfix(gap=f"{gaps[-1]:.2e}")
+            bar.set_postfix(gap=f"{gaps[-1]:.2e}", refresh=False)
     bar.close()
     trace = Trace(
         gap=np.array(gaps),
@@ -310,7 +310,7 @@ def newton_solve(
             count[active] += 1
             steps += 1
             bar.update()
-            bar.set_postfix(running=int(active.sum()), gap=f"{gaps[-1]:.2e}")
+            bar.set_postfix(running=int(active.sum()), gap=f"{gaps[-1]:.2e}", refresh=False)
     bar.close()
     log_pi = log_softmax(z, axis=-1).reshape(shape)
     trace = Trace(

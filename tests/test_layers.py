@@ -14,6 +14,7 @@ import pytest
         ("windalign.games", "torch"),
         ("windalign.cli", "torch"),
         ("windalign.registry", "numpy"),
+        ("windalign.config", "numpy"),
     ],
 )
 def test_module_does_not_import(module: str, forbidden: str) -> None:

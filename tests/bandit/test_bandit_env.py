@@ -10,7 +10,6 @@ from windalign.bandit.env import (
     PreferenceBandit,
     all_pairs,
     sample_categorical,
-    validate_env_config,
 )
 from windalign.games.preference import validate_preference
 
@@ -100,4 +99,4 @@ def test_all_pairs_counts():
 )
 def test_invalid_env_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"env.{field} = "):
-        validate_env_config(EnvConfig(**{field: value}))
+        EnvConfig(**{field: value})

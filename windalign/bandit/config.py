@@ -1,26 +1,23 @@
 """The bandit benchmark's configuration (``configs/bandit.yaml``): typed sections, validated.
 
-Every field carries its valid range; loading rejects unknown keys (listing the valid ones) and
-out-of-range values (naming the key and the range). ``quick:`` in the YAML holds overrides that
-``--quick`` applies on top of the rest.
+Every field carries one help string with its valid range (``windalign.config.option``) and is
+checked when its dataclass is built; loading rejects unknown keys (listing the valid ones), wrong
+types and out-of-range values (naming the key and the range). ``quick:`` in the YAML holds
+overrides that ``--quick`` applies on top of the rest.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
-from windalign.bandit.env import EnvConfig, validate_env_config
-
-
-def rule(ok: Callable[[Any], bool], valid: str) -> dict[str, Any]:
-    """Field metadata: values must satisfy ``ok``; ``valid`` describes the range in errors."""
-    return {"ok": ok, "valid": valid}
+from windalign.bandit.env import EnvConfig
+from windalign.config import option, validate
 
 
 def _positive(v: float) -> bool:
@@ -31,10 +28,11 @@ def _positive_list(v: list[float]) -> bool:
     return len(v) > 0 and all(x > 0 for x in v)
 
 
-def _int(default: int, what: str, ok: Callable[[Any], bool] = _positive) -> Any:
-    return field(default=default, metadata=rule(ok, f"an integer >= 1 ({what})"))
+def _int(default: int, what: str) -> Any:
+    return option(default, help=f"{what}; an integer >= 1", check=_positive)
 
 
+POLICY_KINDS = ("tabular", "linear", "mlp")
 _FLOATS = "a non-empty list of floats > 0"
 
 
@@ -42,19 +40,27 @@ _FLOATS = "a non-empty list of floats > 0"
 class TrainSettings:
     """Shared training settings: every method gets the same policy class and query budget."""
 
-    policy: str = field(
-        default="linear",
-        metadata=rule(lambda v: v in ("tabular", "linear", "mlp"), "one of tabular, linear, mlp"),
+    policy: str = option(
+        "linear",
+        help="policy class, all starting at pi_ref; one of tabular, linear, mlp",
+        check=lambda v: v in POLICY_KINDS,
     )
     hidden: int = _int(32, "mlp width")
-    beta: float = field(default=0.1, metadata=rule(_positive, "a float > 0 (KL to pi_ref)"))
-    batch: int = _int(32, "prompts per round")
-    samples: int = field(
-        default=4, metadata=rule(lambda v: v >= 2, "an integer >= 2 (samples per prompt)")
+    beta: float = option(
+        0.1, help="KL strength to pi_ref of the WIND game (beta); a float > 0", check=_positive
     )
-    steps_per_round: int = _int(4, "gradient steps per round; 1 = online")
-    query_budget: int = _int(15_000, "preference queries per run")
-    evals: int = _int(40, "evaluations per run")
+    batch: int = _int(32, "prompts per sampling round (B)")
+    samples: int = option(
+        4,
+        help="samples per prompt, raised to a method's minimum (k); an integer >= 2",
+        check=lambda v: v >= 2,
+    )
+    steps_per_round: int = _int(4, "gradient steps per round on its samples, 1 = online (M)")
+    query_budget: int = _int(15_000, "preference queries per run: every method stops here")
+    evals: int = _int(40, "exact evaluations per run, at log-spaced rounds")
+
+    def __post_init__(self) -> None:
+        validate(self, "train")
 
 
 @dataclass(frozen=True)
@@ -65,43 +71,71 @@ class TuningSettings:
     ``beta_anchor / eta`` (J-BOND) or ``beta / eta`` (DPO, IPO); ``bon-distill`` has none.
     """
 
-    lr: list[float] = field(
+    lr: list[float] = option(
         default_factory=lambda: [0.01, 0.03, 0.1, 0.3, 1.0],
-        metadata=rule(_positive_list, f"{_FLOATS} (Adam learning rates)"),
+        help=f"Adam learning rates of the grid; {_FLOATS}",
+        check=_positive_list,
     )
-    eta: list[float] = field(
+    eta: list[float] = option(
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0],
-        metadata=rule(_positive_list, f"{_FLOATS} (step multipliers)"),
+        help=f"step multipliers of the grid (eta); {_FLOATS}",
+        check=_positive_list,
     )
-    seeds: list[int] = field(
+    seeds: list[int] = option(
         default_factory=lambda: [1000, 1001],
-        metadata=rule(lambda v: len(v) > 0, "a non-empty list of integers"),
+        help="tuning seeds, run at every grid point; a non-empty list of integers",
+        check=lambda v: len(v) > 0,
     )
+
+    def __post_init__(self) -> None:
+        validate(self, "tuning")
 
 
 @dataclass(frozen=True)
 class ReportSettings:
     """Reporting: fresh seeds for the tuned methods, exact iterated Best-of-2 rounds, KL levels."""
 
-    seeds: int = _int(8, "fresh seeds 0..seeds-1")
-    bon_rounds: int = _int(4, "exact Bo2^t targets, t = 1..bon_rounds")
-    kl_levels: list[float] = field(
+    seeds: int = _int(8, "fresh seeds 0..seeds-1 for the tuned methods")
+    bon_rounds: int = _int(4, "exact iterated Best-of-2 targets Bo2^t(pi_ref), t = 1..bon_rounds")
+    kl_levels: list[float] = option(
         default_factory=lambda: [0.25, 0.5, 1.0],
-        metadata=rule(_positive_list, f"{_FLOATS} (levels of KL(pi || pi_ref))"),
+        help=f"levels of KL(pi || pi_ref) the methods are compared at; {_FLOATS}",
+        check=_positive_list,
     )
+
+    def __post_init__(self) -> None:
+        validate(self, "report")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """The whole benchmark: environment, training, methods, tuning, report, workers."""
 
-    env: EnvConfig = field(default_factory=EnvConfig)
-    train: TrainSettings = field(default_factory=TrainSettings)
-    methods: list[str] = field(default_factory=list)
-    hyperparameters: dict[str, dict[str, float]] = field(default_factory=dict)
-    tuning: TuningSettings = field(default_factory=TuningSettings)
-    report: ReportSettings = field(default_factory=ReportSettings)
-    workers: int = 2
+    env: EnvConfig = option(default_factory=EnvConfig, help="the problem instance (env section)")
+    train: TrainSettings = option(
+        default_factory=TrainSettings, help="shared training settings (train section)"
+    )
+    methods: list[str] = option(
+        default_factory=list, help="methods to tune and report; a non-empty list of method names"
+    )
+    hyperparameters: dict[str, dict[str, float]] = option(
+        default_factory=dict,
+        help="per-method overrides of loss defaults, e.g. {jbond: {gamma: 0.05}}",
+    )
+    tuning: TuningSettings = option(
+        default_factory=TuningSettings, help="the tuning grid (tuning section)"
+    )
+    report: ReportSettings = option(
+        default_factory=ReportSettings, help="reporting settings (report section)"
+    )
+    workers: int = option(
+        2,
+        help="worker processes, 1 = in-process; an integer >= 1",
+        check=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    )
+
+    def __post_init__(self) -> None:
+        validate(self, "")
 
 
 SECTIONS = {"env": EnvConfig, "train": TrainSettings, "tuning": TuningSettings}
@@ -123,12 +157,13 @@ def _typed(key: str, value: Any, hint: Any) -> Any:
 
 
 def build_section(cls: type, name: str, values: Mapping[str, Any]) -> Any:
-    """Instantiate dataclass ``cls`` from ``values``, checking keys, types and ranges.
+    """Instantiate dataclass ``cls`` from ``values``, checking keys and types here and ranges in
+    ``cls.__post_init__`` (:func:`windalign.config.validate`).
 
     >>> build_section(TrainSettings, "train", {"batch": 0})
     Traceback (most recent call last):
     ...
-    ValueError: train.batch = 0 is invalid; it must be an integer >= 1 (prompts per round)
+    ValueError: train.batch = 0 is invalid; it must be an integer >= 1
     >>> build_section(TrainSettings, "train", {"bacth": 8})
     Traceback (most recent call last):
     ...
@@ -142,12 +177,7 @@ def build_section(cls: type, name: str, values: Mapping[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"unknown key {name}.{unknown[0]}; valid keys: {', '.join(fields)}")
     hints = get_type_hints(cls)
-    out = {k: _typed(f"{name}.{k}", v, hints[k]) for k, v in values.items()}
-    for key, value in out.items():
-        meta = fields[key].metadata
-        if "ok" in meta and not meta["ok"](value):
-            raise ValueError(f"{name}.{key} = {value!r} is invalid; it must be {meta['valid']}")
-    return cls(**out)
+    return cls(**{k: _typed(f"{name}.{k}", v, hints[k]) for k, v in values.items()})
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,7 +209,6 @@ def config_from_dict(raw: Mapping[str, Any], quick: bool = False) -> BenchConfig
     if unknown:
         raise ValueError(f"unknown key {unknown[0]}; valid top-level keys: {', '.join(valid)}")
     sections = {name: build_section(cls, name, raw.get(name, {})) for name, cls in SECTIONS.items()}
-    validate_env_config(sections["env"])
     methods = raw.get("methods", METHODS.names())
     if not isinstance(methods, list) or not methods:
         raise ValueError(f"methods must be a non-empty list of: {', '.join(METHODS.names())}")
@@ -195,13 +224,10 @@ def config_from_dict(raw: Mapping[str, Any], quick: bool = False) -> BenchConfig
                 f"valid: {', '.join(known) or '(none)'}"
             )
     workers = raw.get("workers", 2)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers = {workers!r} is invalid; it must be an integer >= 1")
-    if sections["train"].policy == "tabular" and sections["env"].n_contexts == 0:
+    cfg = BenchConfig(methods=list(methods), hyperparameters=dict(hps), workers=workers, **sections)
+    if cfg.train.policy == "tabular" and cfg.env.n_contexts == 0:
         raise ValueError("train.policy = 'tabular' needs a finite pool: set env.n_contexts >= 1")
-    return BenchConfig(
-        methods=list(methods), hyperparameters=dict(hps), workers=workers, **sections
-    )
+    return cfg
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -234,7 +260,9 @@ def load_config(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist (try configs/bandit.yaml)")
+        raise FileNotFoundError(
+            f"config file {path} does not exist (omit --config for the built-in bandit.yaml)"
+        )
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, Mapping):
         raise ValueError(f"{path} must hold a YAML mapping of sections, got {type(raw).__name__}")

@@ -14,56 +14,72 @@ The problem instance (maps, skew, reference, context pool, held-out contexts) is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 
+from windalign.config import option, validate
 from windalign.games import mixed_oracle, random_skew
+
+
+def _at_least(low: float) -> Callable[[float], bool]:
+    return lambda v: v >= low
 
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """Shape of one bandit problem (all fields validated by :func:`validate_env_config`).
+    """Shape of one bandit problem (every field validated on construction, ``windalign.config``).
 
     ``n_contexts = 0`` draws fresh Gaussian contexts every round and evaluates on ``n_eval``
     held-out contexts; ``n_contexts = N > 0`` fixes a finite pool of ``N`` contexts (needed by the
     tabular policy) and evaluates on the whole pool (the exact expectation over prompts).
-    """
 
-    n_actions: int = 8
-    context_dim: int = 6
-    feature_dim: int = 4
-    nontransitive: float = 0.5
-    reward_scale: float = 3.0
-    ref_scale: float = 1.5
-    n_contexts: int = 0
-    n_eval: int = 256
-    seed: int = 0
-
-
-def validate_env_config(cfg: EnvConfig) -> EnvConfig:
-    """Raise ``ValueError`` naming the first field outside its valid range; return ``cfg``.
-
-    >>> validate_env_config(EnvConfig(n_actions=1))
+    >>> EnvConfig(n_actions=1)
     Traceback (most recent call last):
     ...
     ValueError: env.n_actions = 1 is invalid; it must be an integer >= 2
     """
-    checks = {
-        "n_actions": (cfg.n_actions >= 2, "an integer >= 2"),
-        "context_dim": (cfg.context_dim >= 1, "an integer >= 1"),
-        "feature_dim": (cfg.feature_dim >= 2, "an integer >= 2 (a skew form needs m >= 2)"),
-        "nontransitive": (0.0 <= cfg.nontransitive <= 1.0, "a share in [0, 1]"),
-        "reward_scale": (cfg.reward_scale >= 0.0, "a float >= 0"),
-        "ref_scale": (cfg.ref_scale >= 0.0, "a float >= 0"),
-        "n_contexts": (cfg.n_contexts >= 0, "0 (continuous contexts) or a pool size >= 1"),
-        "n_eval": (cfg.n_eval >= 1, "an integer >= 1"),
-    }
-    for name, (ok, valid) in checks.items():
-        if not ok:
-            raise ValueError(f"env.{name} = {getattr(cfg, name)!r} is invalid; it must be {valid}")
-    return cfg
+
+    n_actions: int = option(8, help="actions per context (K); an integer >= 2", check=_at_least(2))
+    context_dim: int = option(
+        6, help="context dimension, x ~ N(0, I_d) (d); an integer >= 1", check=_at_least(1)
+    )
+    feature_dim: int = option(
+        4,
+        help="action feature dimension, phi(x) [K, m] (m); an integer >= 2 (a skew form needs "
+        "m >= 2)",
+        check=_at_least(2),
+    )
+    nontransitive: float = option(
+        0.5,
+        help="share of the oracle logit that is skew-symmetric, cyclic (s); a share in [0, 1]",
+        check=lambda v: 0.0 <= v <= 1.0,
+    )
+    reward_scale: float = option(
+        3.0, help="spread of the transitive reward r(x) = x W + b; a float >= 0", check=_at_least(0)
+    )
+    ref_scale: float = option(
+        1.5,
+        help="spread of the reference score, pi_ref = softmax(x W_ref + b_ref); a float >= 0",
+        check=_at_least(0),
+    )
+    n_contexts: int = option(
+        0,
+        help="finite context pool size, 0 = fresh contexts every round (N); "
+        "0 (continuous contexts) or a pool size >= 1",
+        check=_at_least(0),
+    )
+    n_eval: int = option(
+        256,
+        help="held-out evaluation contexts when n_contexts = 0; an integer >= 1",
+        check=_at_least(1),
+    )
+    seed: int = option(0, help="seed of the problem instance; an integer >= 0", check=_at_least(0))
+
+    def __post_init__(self) -> None:
+        validate(self, "env")
 
 
 def all_pairs(k: int) -> list[tuple[int, int]]:
@@ -106,7 +122,7 @@ class PreferenceBandit:
     """
 
     def __init__(self, cfg: EnvConfig) -> None:
-        self.cfg = validate_env_config(cfg)
+        self.cfg = cfg
         rng = np.random.default_rng(cfg.seed)
         d, k, m = cfg.context_dim, cfg.n_actions, cfg.feature_dim
         scale = 1.0 / np.sqrt(d + 1)

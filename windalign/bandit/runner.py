@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -34,7 +34,8 @@ import torch
 from tqdm.auto import tqdm
 
 from windalign.bandit.env import PreferenceBandit, all_pairs
-from windalign.bandit.policies import make_policy
+from windalign.bandit.policies import POLICIES, make_policy
+from windalign.config import option, validate
 from windalign.games import (
     duality_gap_logits,
     exploitability,
@@ -97,17 +98,46 @@ class RunConfig:
     included), at log-spaced rounds so that the fast early progress is resolved.
     """
 
-    method: str
-    lr: float = 0.05
-    hp: Mapping[str, float] = field(default_factory=dict)
-    seed: int = 0
-    policy: str = "linear"
-    hidden: int = 32
-    batch: int = 32
-    samples: int = 4
-    steps_per_round: int = 1
-    query_budget: int = 20_000
-    evals: int = 20
+    method: str = option(help="method name, a METHODS entry (train rejects others)")
+    lr: float = option(0.05, help="Adam learning rate; a float > 0", check=lambda v: v > 0)
+    hp: Mapping[str, float] = option(
+        default_factory=dict, help="overrides of the method's default hyperparameters"
+    )
+    seed: int = option(
+        0,
+        help="seed of the run's sampling noise and policy init; an integer >= 0",
+        check=lambda v: v >= 0,
+    )
+    policy: str = option(
+        "linear",
+        help="policy class, all starting at pi_ref; one of tabular, linear, mlp",
+        check=lambda v: v in POLICIES,
+    )
+    hidden: int = option(32, help="mlp width; an integer >= 1", check=lambda v: v >= 1)
+    batch: int = option(
+        32, help="prompts per sampling round (B); an integer >= 1", check=lambda v: v >= 1
+    )
+    samples: int = option(
+        4,
+        help="samples per prompt, raised to the method's minimum (k); an integer >= 2",
+        check=lambda v: v >= 2,
+    )
+    steps_per_round: int = option(
+        1,
+        help="gradient steps per round on its samples, 1 = online (M); an integer >= 1",
+        check=lambda v: v >= 1,
+    )
+    query_budget: int = option(
+        20_000, help="preference queries per run; an integer >= 1", check=lambda v: v >= 1
+    )
+    evals: int = option(
+        20,
+        help="exact evaluations per run, at log-spaced rounds; an integer >= 1",
+        check=lambda v: v >= 1,
+    )
+
+    def __post_init__(self) -> None:
+        validate(self, "run")
 
 
 class Draw(NamedTuple):

@@ -8,8 +8,10 @@ PNG figures.
 from __future__ import annotations
 
 import argparse
+from importlib.resources import files
 
-DEFAULT_CONFIG = "configs/bandit.yaml"
+#: The built-in default, shipped inside the package (``configs/bandit.yaml`` links to it).
+DEFAULT_CONFIG = str(files("windalign.configs") / "bandit.yaml")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,7 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="YAML config (default: %(default)s)")
+    p.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="YAML config (default: the built-in bandit.yaml)"
+    )
     p.add_argument("--quick", action="store_true", help="apply the config's quick: overrides")
     p.add_argument("--out", default=None, help="run directory (default: runs/bandit[-quick])")
     p.add_argument("--seeds", type=int, default=None, help="report seeds (overrides the config)")

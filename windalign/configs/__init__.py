@@ -1,0 +1,1 @@
+"""Built-in YAML configurations (package data), e.g. ``bandit.yaml`` for ``wind bandit``."""

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from scipy.special import log_softmax
 from tqdm.auto import tqdm
 
 from windalign.bandit.env import PreferenceBandit, all_pairs
@@ -152,11 +153,6 @@ def _gather(logp: np.ndarray, actions: np.ndarray) -> np.ndarray:
     return np.take_along_axis(logp, actions, axis=1)
 
 
-def _log_normalize(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 def draw_policy(
     env: PreferenceBandit,
     logp_t: np.ndarray,
@@ -193,7 +189,7 @@ def draw_nash_md(
 ) -> Draw:
     """Sample 0 from ``pi_t``, the rest from ``pi_t^(1-a) pi_ref^a``; ``logp_old = log pi_t``."""
     alpha = hp["alpha"]
-    mixture = _log_normalize((1 - alpha) * logp_t + alpha * logp_ref)
+    mixture = log_softmax((1 - alpha) * logp_t + alpha * logp_ref, axis=-1)
     actions = np.concatenate([env.sample_actions(logp_t, 1), env.sample_actions(mixture, k - 1)], 1)
     return Draw(actions, _gather(logp_t, actions), [(0, j) for j in range(1, k)])
 

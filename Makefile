@@ -30,6 +30,7 @@ lint format:
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/solvers.py --out docs/benchmarks
+	$(BIN)/python benchmarks/bon_vs_wind.py --out docs/benchmarks
 
 bandit-full: $(STAMP)
 	$(BIN)/wind bandit --config configs/bandit.yaml --out runs/bandit-full

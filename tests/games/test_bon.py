@@ -1,5 +1,7 @@
 """Best-of-N distributions (THEORY.md 7 items 1 and 6)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,13 @@ def test_iterated_reward_bon_in_log_space_stays_finite():
 def test_bon_rejects_n_below_one():
     with pytest.raises(ValueError, match="n >= 1"):
         bon_distribution(np.array([0.5, 0.5]), np.zeros(2), 0.5)
+
+
+def test_bon_of_vanishing_mass_is_exact_and_silent():
+    # a log-mass near the float limit times (n - 1) overflows to -inf: exact, and no warning
+    log_pi = np.array([-1e308, np.log(0.5), np.log(0.5)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = log_bon_distribution(log_pi, np.array([0.0, 1.0, 2.0]), 8)
+    assert out[0] == -np.inf
+    np.testing.assert_allclose(np.exp(out[1:]), [0.5**8, 1 - 0.5**8])

@@ -66,7 +66,8 @@ def log_bon_distribution(log_pi: np.ndarray, rewards: np.ndarray, n: float) -> n
         gap = log_mass - log_below  # +inf for the lowest group, nan if both are -inf
     d = -np.logaddexp(0.0, np.where(np.isnan(gap), -np.inf, gap))
     log_F = np.logaddexp(log_below, log_mass)
-    with np.errstate(invalid="ignore"):
+    # a log-mass near -1.8e308 times (n - 1) overflows to -inf: the exact limit, not an error
+    with np.errstate(invalid="ignore", over="ignore"):
         log_bon = lp_s + (n - 1.0) * log_F + _log_ratio(d, n)
     log_bon = np.where(np.isneginf(lp_s), -np.inf, log_bon)
     out = np.empty_like(log_bon)

@@ -28,7 +28,7 @@ ValueError: toy.k = 1 is invalid; it must be an integer >= 2
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 Check = Callable[[Any], bool]
@@ -79,10 +79,13 @@ def validate(obj: Any, section: str) -> None:
             raise ValueError(f"{key} = {value!r} is invalid; it must be {valid}")
 
 
-def help_table(cls: type, section: str) -> str:
-    """A markdown table of the fields of dataclass ``cls``: key, default, meaning, valid range."""
+def help_table(cls: type, section: str, exclude: Collection[str] = ()) -> str:
+    """A markdown table of the fields of dataclass ``cls`` (but ``exclude``): key, default,
+    meaning, valid range."""
     rows = ["| key | default | meaning | valid |", "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
         if f.default is not dataclasses.MISSING:
             default = f"`{f.default!r}`"
         elif f.default_factory is not dataclasses.MISSING:

@@ -16,7 +16,7 @@ from windalign.bandit.benchmark import (
     step_hyperparameter,
     with_overrides,
 )
-from windalign.bandit.config import config_from_dict, load_config
+from windalign.bandit.config import config_from_dict, config_reference, load_config
 from windalign.bandit.report import collect, crossing, fmt, mean_ci, summary_tables
 from windalign.bandit.runner import METHODS
 
@@ -146,3 +146,12 @@ def test_set_overrides_are_applied_last_and_validated():
         load_config(CONFIG, overrides=["train.samples"])
     with pytest.raises(ValueError, match=r"unknown key train\.sample;"):
         load_config(CONFIG, overrides=["train.sample=3"])
+
+
+def test_docs_config_reference_is_current():
+    page = Path(__file__).resolve().parents[2] / "docs" / "bandit-config.md"
+    assert page.read_text() == config_reference(), (
+        "docs/bandit-config.md is stale; regenerate it with: python -c 'from "
+        'windalign.bandit.config import config_reference as c; print(c(), end="")\' '
+        "> docs/bandit-config.md"
+    )

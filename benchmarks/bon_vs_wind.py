@@ -34,6 +34,7 @@ from windalign.games import (
     kl_logits,
     log_probs,
     log_regularized_bon_step,
+    matched_lam,
     random_game,
     regularized_iterated_bon,
     solve_equilibrium,
@@ -44,12 +45,6 @@ SETTLED = 1e-10  # a game has settled when one more step moves it by less than t
 MOVING = 1e-3  # ... and is still cycling when it moves by more than this
 PRUNED = -1000.0  # an action is pruned when the final iterate's log-probability is below this
 LAM_RULES = (("matched", 1.0), ("x0.5", 0.5), ("x2", 2.0))
-
-
-def matched_lam(n: int, beta: float) -> float:
-    """The library default ``lam = 2 (n-1) beta / (1 + 2 (n-1) beta)`` (docs/theory.md 3)."""
-    c = 2.0 * (n - 1) * beta
-    return c / (1.0 + c)
 
 
 def tv(p: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from windalign.cli import main
 from windalign.games import METHODS, random_game
@@ -74,7 +75,43 @@ def test_bad_game_files_give_clear_errors(tmp_path, capsys):
     junk.write_text("not a zip")
     assert "cannot read" in _error(["solve", "--game", str(junk)], capsys)
 
-    assert "--beta must be > 0" in _error(["solve", "--beta", "-1"], capsys)
+    cplx = tmp_path / "cplx.npz"
+    np.savez(cplx, P=np.full((2, 2), 0.5 + 0j), ref=np.array([0.5, 0.5]))
+    assert "cplx.npz:P must hold real numbers" in _error(["solve", "--game", str(cplx)], capsys)
+
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, P=np.zeros((0, 2, 2)), ref=np.zeros((0, 2)))
+    assert "is empty; store >= 1 context" in _error(["solve", "--game", str(empty)], capsys)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--beta", "-1"], "--beta must be a finite number > 0, got -1.0"),
+        (["--beta", "nan"], "--beta must be a finite number > 0, got nan"),
+        (["--max-iter", "-1"], "--max-iter must be >= 0, got -1"),
+        (["--contexts", "0"], "--contexts must be >= 1, got 0"),
+        (["--methods", ","], "--methods is empty; choose from: newton"),
+    ],
+)
+def test_bad_options_give_clear_errors(tmp_path, capsys, flags, message):
+    assert message in _error(["solve", "--out", str(tmp_path), *flags], capsys)
+
+
+def test_shared_oracle_and_float32_game_files_load(tmp_path, capsys):
+    g = random_game(5, batch=(3,), seed=0)
+    for name, P, ref, gap in [
+        ("shared", g.P[0], g.ref, 1e-12),  # one oracle for every reference
+        # float32 rounding leaves P + P^T - 1 ~ 3e-8, which floors the gap at that scale
+        ("f32", g.P.astype(np.float32), g.ref.astype(np.float32), 1e-6),
+    ]:
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, P=P, ref=ref)
+        out = tmp_path / name
+        argv = ["solve", "--game", str(path), "--methods", "newton", "--no-progress"]
+        assert main([*argv, "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["methods"]["newton"]["gap"] < gap
 
 
 def test_real_wind_executable(tmp_path):

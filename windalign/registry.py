@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -83,7 +83,3 @@ class Registry(Generic[T]):
         """A markdown table of names and help strings (for docs and ``--help``)."""
         rows = [f"| `{e.name}` | {e.help} |" for e in self._entries.values()]
         return "\n".join([f"| {self.kind} | what it is |", "|---|---|", *rows])
-
-    def describe(self) -> dict[str, Any]:
-        """``{name: help}`` for every entry."""
-        return {e.name: e.help for e in self._entries.values()}

@@ -129,3 +129,17 @@ def test_bon_distill_population_minimizer_is_best_of_two(k):
     opt.step(closure)
     pi = torch.softmax(theta, 0).detach().numpy()
     np.testing.assert_allclose(pi, best_of_two(pi_t, P), atol=1e-8)
+
+
+def test_a_single_evaluation_still_measures_the_end_of_the_run(env_eval):
+    env, evaluator = env_eval
+    cfg = RunConfig(method="wind-squared", batch=8, samples=3, query_budget=240, evals=1)
+    rows = train(env, evaluator, cfg)
+    assert [r["round"] for r in rows] == [0, 1, 10]
+
+
+def test_budget_below_one_round_is_a_clear_error(env_eval):
+    env, evaluator = env_eval
+    cfg = RunConfig(method="wind-squared", batch=8, samples=3, query_budget=20)
+    with pytest.raises(ValueError, match="query_budget = 20 is less than one round"):
+        train(env, evaluator, cfg)

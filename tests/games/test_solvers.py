@@ -154,7 +154,7 @@ def test_mirror_step_size_is_configurable():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"beta": 0.0}, "beta must be > 0"),
+        ({"beta": 0.0}, "beta must be a finite number > 0"),
         ({"method": "bisection"}, "unknown method 'bisection'"),
         ({"P": np.array([[0.5, 0.7], [0.7, 0.5]])}, r"P\[0, 1\] \+ P\[1, 0\] = 1.4"),
         ({"P": np.array([[0.5, 1.2], [-0.2, 0.5]])}, r"P\[1, 0\] = -0.2 is outside \[0, 1\]"),
@@ -168,3 +168,13 @@ def test_solver_validation_errors(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         solve_equilibrium(**args)
+
+
+@pytest.mark.parametrize("beta", [2.0, 0.01])
+def test_newton_tolerance_below_the_rounding_floor_never_worsens_the_answer(beta):
+    # a tol under the gap's rounding floor runs to max_iter, but converged contexts must not be
+    # sent back along the continuation path: the answer stays at machine precision
+    g = random_game(20, batch=(30,), seed=3)
+    for max_iter in (50, 55):
+        res = solve_equilibrium(g.P, g.ref, beta, tol=0.0, max_iter=max_iter)
+        assert wind_equilibrium_residual(g.P, g.ref, res.pi, beta).max() < 1e-13

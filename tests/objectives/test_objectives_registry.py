@@ -202,6 +202,24 @@ def test_jbond_reward_and_forward_target():
     torch.testing.assert_close(grad, torch.tensor([[1.0, 0.0, -0.5]], dtype=F64))
 
 
+def test_jbond_kl_terms_pull_towards_anchor_and_reference():
+    """With ``s_0 != 0`` and ``beta > 0`` the policy sample's gradient is
+    ``jeffreys (-r + beta_anchor s_0) + beta (logp_0 - logp_ref_0)``: both KL terms push
+    ``logp_0`` back towards the anchor and the reference (a sign flip fails here)."""
+    anchor = torch.log(torch.tensor([[0.2, 0.3, 0.5]], dtype=F64))
+    ref = torch.log(torch.tensor([[0.1, 0.3, 0.6]], dtype=F64))
+    logp = torch.log(torch.tensor([[0.4, 0.2, 0.4]], dtype=F64)).requires_grad_(True)
+    prefs = torch.tensor([[[0.5, 1, 0], [0, 0.5, 1], [1, 0, 0.5]]], dtype=F64)  # 0 beats 1: r = 0
+    hp = {"jeffreys": 0.5, "beta": 0.3, "beta_anchor": 2.0, "fail_reward": -2.0}
+    out = compute_loss("jbond", SampleBatch(logp, anchor, ref, prefs), **hp)
+    (grad,) = torch.autograd.grad(out.loss, logp)
+    s0 = (logp - anchor)[0, 0].detach()
+    kl0 = (logp - ref)[0, 0].detach()
+    expected0 = 0.5 * (0.0 + 2.0 * s0) + 0.3 * kl0
+    torch.testing.assert_close(grad[0, 0], expected0)
+    assert s0 > 0 and kl0 > 0 and grad[0, 0] > 0  # gradient descent lowers logp_0 towards both
+
+
 def test_docs_table_matches_registry():
     doc = Path(__file__).resolve().parents[2] / "docs" / "objectives.md"
     assert loss_table() in doc.read_text(), (

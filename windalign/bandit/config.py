@@ -210,10 +210,10 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def config_from_dict(raw: Mapping[str, Any], quick: bool = False) -> BenchConfig:
+def config_from_dict(raw: Mapping[str, Any]) -> BenchConfig:
     """Validate a raw mapping (as read from YAML) into a :class:`BenchConfig`.
 
-    With ``quick=True`` the mapping's ``quick:`` overrides are merged in first.
+    A ``quick:`` key is accepted and ignored here: :func:`load_config` merges it when asked.
 
     >>> config_from_dict({"workers": 0})
     Traceback (most recent call last):
@@ -223,9 +223,7 @@ def config_from_dict(raw: Mapping[str, Any], quick: bool = False) -> BenchConfig
     from windalign.bandit.runner import METHODS
 
     raw = dict(raw)
-    overrides = raw.pop("quick", {}) or {}
-    if quick:
-        raw = _merge(raw, overrides)
+    raw.pop("quick", None)
     valid = [*SECTIONS, "methods", "hyperparameters", "workers", "quick"]
     unknown = [k for k in raw if k not in valid]
     if unknown:

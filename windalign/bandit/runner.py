@@ -289,8 +289,14 @@ def train(
     loss_hp = {key: v for key, v in hp.items() if key not in spec.sampling_params}
     k = samples_per_prompt(spec, cfg.samples)
     per_round = cfg.batch * queries_per_prompt(spec, cfg.samples)
-    rounds = max(1, cfg.query_budget // per_round)
-    eval_at = {0, *np.geomspace(1, rounds, cfg.evals).round().astype(int).tolist()}
+    if cfg.query_budget < per_round:
+        raise ValueError(
+            f"query_budget = {cfg.query_budget} is less than one round of {cfg.method} "
+            f"({cfg.batch} prompts x {per_round // cfg.batch} queries = {per_round}); "
+            "raise the budget or lower the batch"
+        )
+    rounds = cfg.query_budget // per_round
+    eval_at = {0, rounds, *np.geomspace(1, rounds, cfg.evals).round().astype(int).tolist()}
     env.reset(cfg.seed)
     torch.manual_seed(cfg.seed)
     policy = make_policy(cfg.policy, env.w_ref, env.pool, cfg.hidden, cfg.seed)

@@ -72,11 +72,14 @@ def load_game(path: Path) -> tuple[Any, Any]:
                 "save it with np.savez(path, P=P, ref=ref)"
             )
         P, ref = data["P"], data["ref"]
-    if P.ndim < 2 or P.shape[-1] != P.shape[-2] or P.shape[:-1] != ref.shape:
+    shared = P.ndim == 2 and ref.shape[-1:] == P.shape[-1:]  # one oracle for every ref
+    if P.ndim < 2 or P.shape[-1] != P.shape[-2] or (P.shape[:-1] != ref.shape and not shared):
         raise ValueError(
             f"{path}: P has shape {P.shape} and ref {ref.shape}; need P [..., K, K] and "
-            "ref [..., K] with the same leading dims and K"
+            "ref [..., K] with the same leading dims and K (or one shared P [K, K])"
         )
+    if P.size == 0 or ref.size == 0:
+        raise ValueError(f"{path}: P {P.shape} or ref {ref.shape} is empty; store >= 1 context")
     return validate_preference(P, name=f"{path}:P"), validate_policy(ref, name=f"{path}:ref")
 
 
@@ -90,9 +93,15 @@ def run(args: argparse.Namespace) -> int:
     from windalign.plotting import Curve, line_plot
 
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not names:
+        raise ValueError(f"--methods is empty; choose from: {', '.join(METHODS.names())}")
     methods = {name: METHODS[name] for name in names}  # KeyError lists the valid names
-    if args.beta <= 0:
-        raise ValueError(f"--beta must be > 0, got {args.beta}")
+    if not (np.isfinite(args.beta) and args.beta > 0):
+        raise ValueError(f"--beta must be a finite number > 0, got {args.beta}")
+    if args.max_iter < 0:
+        raise ValueError(f"--max-iter must be >= 0, got {args.max_iter}")
+    if args.contexts < 1:
+        raise ValueError(f"--contexts must be >= 1, got {args.contexts}")
     if args.game is not None:
         P, ref = load_game(args.game)
         game = {"file": str(args.game), "shape": list(P.shape)}

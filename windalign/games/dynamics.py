@@ -133,6 +133,17 @@ def iterated_bon(
     )
 
 
+def matched_lam(n: float, beta: float) -> float:
+    """``lam = 2 (n-1) beta / (1 + 2 (n-1) beta)``: the regularization whose fixed point matches
+    the WIND equilibrium at ``beta`` to first order near parity (docs/theory.md section 3).
+
+    >>> matched_lam(2, 1.0)
+    0.6666666666666666
+    """
+    c = 2.0 * (n - 1.0) * beta
+    return c / (1.0 + c)
+
+
 def regularized_iterated_bon(
     P: np.ndarray,
     ref: np.ndarray,
@@ -157,8 +168,7 @@ def regularized_iterated_bon(
     >>> bool(res.trace.change[-1] < 1e-12)
     True
     """
-    c = 2.0 * (n - 1.0) * beta
-    lam = c / (1.0 + c) if lam is None else lam
+    lam = matched_lam(n, beta) if lam is None else lam
     log_ref = log_probs(ref)
 
     def step(log_pi: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -67,6 +67,8 @@ def _sppo(P, ref, beta, *, max_iter, progress, eta: float = 1.0, **kw) -> SolveR
     return dynamics.sppo_mw(P, ref, eta, beta=beta, max_iter=max_iter, progress=progress, **kw)
 
 
-@METHODS.register("nash-md", help="Nash-MD with geometric mixture alpha = 0.1, eta = beta")
+@METHODS.register(
+    "nash-md", help="Nash-MD with geometric mixture alpha = 0.1, eta = min(beta, 1/beta)"
+)
 def _nash_md(P, ref, beta, *, max_iter, progress, **kw) -> SolveResult:
     return dynamics.nash_md(P, ref, beta, max_iter=max_iter, progress=progress, **kw)

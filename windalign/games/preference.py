@@ -42,7 +42,7 @@ def validate_preference(P: np.ndarray, name: str = "P", atol: float = 1e-8) -> n
     a preference oracle needs P + P^T = 1: build it from a skew-symmetric logit,
     e.g. P = sigmoid(S) with S = -S^T
     """
-    P = np.asarray(P, dtype=np.float64)
+    P, atol = _real_array(P, name, atol)
     if P.ndim < 2 or P.shape[-1] != P.shape[-2] or P.shape[-1] < 1:
         raise ValueError(
             f"{name} must have shape [..., K, K] with K >= 1, got {P.shape}; "
@@ -64,11 +64,31 @@ def validate_preference(P: np.ndarray, name: str = "P", atol: float = 1e-8) -> n
         tr = (*idx[:-2], idx[-1], idx[-2])
         total = P[idx] + P[tr]
         raise ValueError(
-            f"{name}{list(idx)} + {name}{list(tr)} = {total:.6g} is not 1 (off by {val:.3g} > "
+            f"{name}{list(idx)} + {name}{list(tr)} = {total:.15g} is not 1 (off by {val:.3g} > "
             f"atol={atol:g}); a preference oracle needs P + P^T = 1: build it from a "
             "skew-symmetric logit, e.g. P = sigmoid(S) with S = -S^T"
         )
     return P
+
+
+def _real_array(x: np.ndarray, name: str, atol: float) -> tuple[np.ndarray, float]:
+    """``(x as float64, tolerance)``; a ``ValueError`` naming ``name`` if ``x`` is not real.
+
+    The tolerance is ``atol``, raised to 4 ulps of ``x``'s own float type (so a float32 oracle
+    that is exact in float32 passes).
+
+    >>> _real_array(np.ones(2, dtype=np.float32), "pi", 1e-8)[1]
+    4.76837158203125e-07
+    >>> _real_array([1 + 2j], "P", 1e-8)
+    Traceback (most recent call last):
+    ...
+    ValueError: P must hold real numbers, got dtype complex128
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    ulp = float(np.finfo(arr.dtype).eps) if arr.dtype.kind == "f" else 0.0
+    return arr.astype(np.float64, copy=False), max(atol, 4 * ulp)
 
 
 def validate_policy(pi: np.ndarray, name: str = "pi", atol: float = 1e-8) -> np.ndarray:
@@ -85,7 +105,7 @@ def validate_policy(pi: np.ndarray, name: str = "pi", atol: float = 1e-8) -> np.
     ValueError: ref[1] sums to 1.4, not 1 (off by 0.4 > atol=1e-08);
     normalize it, e.g. ref / ref.sum(-1, keepdims=True)
     """
-    pi = np.asarray(pi, dtype=np.float64)
+    pi, atol = _real_array(pi, name, atol)
     if pi.ndim < 1 or pi.shape[-1] < 1:
         raise ValueError(f"{name} must have shape [..., K] with K >= 1, got {pi.shape}")
     if not np.all(np.isfinite(pi)):

@@ -131,6 +131,8 @@ def iterate(
     """
     from tqdm.auto import tqdm
 
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
     start = time.perf_counter()
     log_pi = np.asarray(log_pi0, dtype=np.float64)
     pi = np.exp(log_pi)
@@ -295,7 +297,9 @@ def newton_solve(
                 break
             # path following: advance solved stages, retreat from stages that take too long
             advance = active & reached & ~final
-            retreat = active & ~reached & (count >= stage_steps)
+            # a final-stage context already within stage_tol is converging: never reset it
+            settled = final & (gap <= stage_tol)
+            retreat = active & ~reached & ~settled & (count >= stage_steps)
             factor[retreat] = np.sqrt(factor[retreat])
             anchor_pi[advance], anchor_b[advance] = pi[advance], b[advance]
             move = advance | retreat
@@ -389,8 +393,8 @@ def solve_equilibrium(
     >>> res.pi.round(6), res.trace.converged
     (array([0.598688, 0.401312]), True)
     """
-    if beta <= 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
+    if not (np.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a finite number > 0, got {beta}")
     validate_preference(P, name="P")
     validate_policy(ref, name="ref")
     if method not in ("newton", "mirror"):

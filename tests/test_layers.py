@@ -15,6 +15,10 @@ import pytest
         ("windalign.cli", "torch"),
         ("windalign.registry", "numpy"),
         ("windalign.config", "numpy"),
+        ("windalign.objectives", "transformers"),
+        ("windalign.preferences", "transformers"),
+        ("windalign.llm", "transformers"),  # lazy: only a used name imports the trainer
+        ("windalign.llm.data", "torch"),
     ],
 )
 def test_module_does_not_import(module: str, forbidden: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import io
 import itertools
 import multiprocessing
 import os
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,6 +30,9 @@ from tqdm.auto import tqdm
 from windalign.bandit.config import BenchConfig
 from windalign.bandit.env import EnvConfig, PreferenceBandit
 from windalign.bandit.runner import METHODS, Evaluator, RunConfig, train
+
+if TYPE_CHECKING:
+    from windalign.rundir import RunDir
 
 #: the hyperparameter the ``eta`` grid axis scales, and how: ``+1`` multiplies, ``-1`` divides.
 STEP_HYPERPARAMETERS = (("eta", 1), ("beta_anchor", -1), ("beta", -1))
@@ -113,8 +118,13 @@ def _init_worker(env_cfg: EnvConfig, beta: float) -> None:
 
 
 def _init_pool_worker(env_cfg: EnvConfig, beta: float) -> None:
+    import signal
+
     import torch
 
+    # Ctrl-C reaches the whole process group: the parent handles it (status "interrupted",
+    # one line, exit 130); a worker must not print a traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)  # one process per core; tiny tensors gain nothing from threads
     _init_worker(env_cfg, beta)
 
@@ -207,13 +217,24 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> tuple[list[dict], 
     return tuning, report, {m: grid(cfg, m)[p] for m, p in best.items()}
 
 
+def csv_text(rows: Sequence[Mapping]) -> str:
+    """Rows (dicts with the same keys) as CSV text with a header (``csv``'s default dialect).
+
+    >>> csv_text([{"a": 1, "b": 0.5}])
+    'a,b\\r\\n1,0.5\\r\\n'
+    """
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def write_csv(rows: Sequence[Mapping], path: Path) -> Path:
-    """Write rows (dicts with the same keys) as CSV at ``path``."""
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    """Write rows (dicts with the same keys) as CSV at ``path``, atomically."""
+    from windalign.rundir import atomic_write
+
+    return atomic_write(path, csv_text(rows))
 
 
 def with_overrides(cfg: BenchConfig, seeds: int | None, methods: list[str] | None) -> BenchConfig:
@@ -229,13 +250,30 @@ def with_overrides(cfg: BenchConfig, seeds: int | None, methods: list[str] | Non
     return cfg
 
 
-def write_run(cfg: BenchConfig, out: str | Path, progress: bool = True) -> Path:
+def write_run(
+    cfg: BenchConfig,
+    out: str | Path,
+    progress: bool = True,
+    *,
+    overwrite: bool = False,
+    command: list[str] | None = None,
+) -> Path:
     """Run the benchmark and write the run directory ``out``; returns the ``summary.md`` path.
 
-    Files: ``config.yaml`` (resolved), ``curves.csv`` (every evaluation of every report run),
-    ``tuning.csv``, ``summary.md`` (tables with 95% intervals) and the PNG figures of
-    :func:`windalign.bandit.report.write_figures`.
+    Files: ``curves.csv`` (every evaluation of every report run), ``tuning.csv``,
+    ``summary.md`` (tables with 95% intervals), the PNG figures of
+    :func:`windalign.bandit.report.write_figures` and ``config.yaml`` (resolved), all committed
+    together after the run (config last), and ``status.json``: see
+    :class:`windalign.rundir.RunDir`, which also takes ``overwrite`` and ``command``.
     """
+    from windalign.rundir import RunDir
+
+    with RunDir(out, command, overwrite=overwrite) as rd:
+        return _run_and_commit(cfg, rd, progress)
+
+
+def _run_and_commit(cfg: BenchConfig, rd: RunDir, progress: bool) -> Path:
+    """The body of :func:`write_run` inside the open run directory ``rd``."""
     import time
 
     import yaml
@@ -243,14 +281,10 @@ def write_run(cfg: BenchConfig, out: str | Path, progress: bool = True) -> Path:
     from windalign.bandit.config import config_to_dict
     from windalign.bandit.report import collect, summary_tables, write_figures
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    config = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)  # fails before the run
     start = time.perf_counter()
     tuning, report, best = run_benchmark(cfg, progress)
     elapsed = time.perf_counter() - start
-    write_csv(tuning, out / "tuning.csv")
-    write_csv(report, out / "curves.csv")
     evaluator = Evaluator(PreferenceBandit(cfg.env), cfg.train.beta)
     eq = evaluator(np.log(evaluator.pi_star))
     exact = evaluator.iterated_bo2(cfg.report.bon_rounds)
@@ -259,7 +293,7 @@ def write_run(cfg: BenchConfig, out: str | Path, progress: bool = True) -> Path:
         "exact iterated Bo2": evaluator.iterated_bo2(2 * cfg.report.bon_rounds),
         "exact WIND (eta = 1)": evaluator.exact_wind(1.0, 100),
     }
-    figures = write_figures(runs, out, eq, paths)
+    figures = write_figures(runs, rd.staging, eq, paths)
     e, t = cfg.env, cfg.train
     lines = [
         "# Bandit benchmark summary",
@@ -284,6 +318,8 @@ def write_run(cfg: BenchConfig, out: str | Path, progress: bool = True) -> Path:
         "Figures: " + ", ".join(f"[{p.name}]({p.name})" for p in figures),
         "",
     ]
-    path = out / "summary.md"
-    path.write_text("\n".join(lines))
-    return path
+    files: dict[str, str | Path] = {"tuning.csv": csv_text(tuning), "curves.csv": csv_text(report)}
+    files |= {p.name: p for p in figures}
+    files |= {"summary.md": "\n".join(lines), "config.yaml": config}  # the config last
+    rd.commit(files)
+    return rd.path / "summary.md"

@@ -9,9 +9,8 @@ evaluated (at log-spaced rounds) on the held-out contexts with the exact quantit
 against the reference, exploitability, WIND duality gap, ``KL(pi* || pi)`` to the exact WIND
 equilibrium and ``KL(pi || pi_ref)``.
 
-Methods are the registered losses of ``windalign.objectives.LOSSES`` plus ``bon-distill``
-(sampled iterated Best-of-2 distillation: maximum likelihood on the winner of each queried pair
-of samples from ``pi_t``; THEORY.md 2). How a method draws its samples follows its
+Methods are the registered losses of ``windalign.objectives.LOSSES``, ``bon-distill`` (sampled
+iterated Best-of-2 distillation, THEORY.md 2) included. How a method draws its samples follows its
 ``LossSpec.sampling``:
 
 * ``policy``  -- ``k`` i.i.d. samples from ``pi_t``, all ``k(k-1)/2`` pairs queried;
@@ -46,46 +45,11 @@ from windalign.games import (
     win_rate,
     wind_mirror_step,
 )
-from windalign.objectives import LOSSES, LossOutput, LossSpec, SampleBatch
-from windalign.objectives.batch import prompt_mean
+from windalign.objectives import LOSSES, LossSpec, SampleBatch
 from windalign.registry import Registry
 
-
-def bon_distill_loss(batch: SampleBatch) -> LossOutput:
-    """Sampled Best-of-2 distillation: likelihood of the winner of every queried pair.
-
-    ``L = -(1 / n_pairs) sum_{i != j queried} o_ij log pi_theta(y_i)`` per prompt (each
-    unordered pair contributes its winner, or with soft labels its expectation). With samples
-    i.i.d. from ``pi_t`` its population minimizer is ``Bo2(pi_t) = 2 pi_t w_t`` (THEORY.md 2), so
-    iterating it is sampled iterated Best-of-N; with K = 2 it is one duel per prompt.
-    ``logp [B, K]``.
-
-    >>> lp = torch.log(torch.tensor([[0.5, 0.5]], dtype=torch.float64))
-    >>> o = torch.tensor([[[0.5, 1.0], [0.0, 0.5]]], dtype=torch.float64)
-    >>> round(bon_distill_loss(SampleBatch(lp, lp, lp, o)).loss.item(), 4)
-    0.6931
-    """
-    o = batch.completed_prefs()
-    valid = ~torch.isnan(o)
-    n_pairs = valid.sum((-1, -2)) / 2
-    logp = batch.logp.masked_fill(~batch.mask, 0)
-    per_prompt = -(torch.where(valid, o, 0) * logp[:, :, None]).sum((-1, -2)) / n_pairs.clamp(1)
-    loss = prompt_mean(per_prompt, n_pairs > 0, batch)
-    return LossOutput(loss, {"winner_logp": float(-loss.detach())})
-
-
-METHODS: Registry[LossSpec] = Registry("bandit method")
-for _entry in LOSSES.entries():
-    METHODS.register(_entry.name, help=_entry.help)(_entry.obj)
-METHODS.register("bon-distill", help="sampled iterated Best-of-2: likelihood of pair winners")(
-    LossSpec(
-        fn=bon_distill_loss,
-        sampling="policy",
-        min_k=2,
-        defaults={},
-        help="sampled iterated Best-of-2: likelihood of pair winners",
-    )
-)
+#: The bandit's methods are the registered losses (bon-distill included): one registry.
+METHODS: Registry[LossSpec] = LOSSES
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,11 @@
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` (which sets
 ``func`` on its parser) and imports its heavy dependencies lazily, so ``wind --help`` is instant
-and ``wind solve`` never imports torch.
+and ``wind solve`` never imports torch. A subcommand that writes ``--out`` opens it with
+:class:`windalign.rundir.RunDir` (``command=args.argv``, the full command line) before any compute.
+
+Exit status: 0 done, 2 bad input (a one-line ``wind COMMAND: error: ...``), 130 Ctrl-C (a
+one-line ``wind COMMAND: interrupted``, no traceback; the run directory says ``interrupted``).
 """
 
 from __future__ import annotations
@@ -12,9 +16,15 @@ import sys
 from collections.abc import Sequence
 
 from windalign import __version__
-from windalign.cli import bandit, solve
+from windalign.cli import bandit, prepare_model, solve, train
 
-SUBCOMMANDS = (solve, bandit)
+#: one module per subcommand, in ``wind --help`` order; append new ones at the end
+SUBCOMMANDS = (
+    solve,
+    bandit,
+    train,
+    prepare_model,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,11 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``wind`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra  # --KEY VALUE overrides, for the subcommands that take them
+    args.argv = ["wind", *argv]  # recorded in the run directory's status.json
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except KeyboardInterrupt:  # Ctrl-C: RunDir has already recorded "interrupted"
+        print(f"wind {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"wind {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -1,14 +1,18 @@
 """``wind bandit``: the contextual-bandit benchmark of every objective (THEORY.md 5-6).
 
 Tunes each method on the same grid and budget, reruns the best grid point on fresh seeds and
-writes one run directory: ``config.yaml``, ``curves.csv``, ``tuning.csv``, ``summary.md`` and
-PNG figures.
+writes one run directory: ``curves.csv``, ``tuning.csv``, ``summary.md``, PNG figures and
+``config.yaml``, committed together once the run is done, and ``status.json`` (running /
+complete / failed / interrupted). A non-empty ``--out`` holding another run is refused unless
+``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
 from importlib.resources import files
+
+from windalign.rundir import OVERWRITE_HELP
 
 #: The built-in default, shipped inside the package (``configs/bandit.yaml`` links to it).
 DEFAULT_CONFIG = str(files("windalign.configs") / "bandit.yaml")
@@ -27,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--quick", action="store_true", help="apply the config's quick: overrides")
     p.add_argument("--out", default=None, help="run directory (default: runs/bandit[-quick])")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--seeds", type=int, default=None, help="report seeds (overrides the config)")
     p.add_argument("--methods", nargs="+", default=None, help="methods to run (default: all)")
     p.add_argument(
@@ -45,11 +50,14 @@ def run(args: argparse.Namespace) -> int:
     """Load and validate the config, run the benchmark, print where the results are."""
     from windalign.bandit.benchmark import with_overrides, write_run
     from windalign.bandit.config import load_config
+    from windalign.rundir import RunDir
 
+    out = args.out or ("runs/bandit-quick" if args.quick else "runs/bandit")
+    RunDir(out)  # --out an existing file: refused before the config is even read
     cfg = load_config(args.config, quick=args.quick, overrides=args.set)
     cfg = with_overrides(cfg, args.seeds, args.methods)
-    out = args.out or ("runs/bandit-quick" if args.quick else "runs/bandit")
-    summary = write_run(cfg, out, progress=not args.no_progress)
+    command = getattr(args, "argv", None)
+    summary = write_run(cfg, out, not args.no_progress, overwrite=args.overwrite, command=command)
     print(summary.read_text())
     print(f"wrote {summary.parent}/ (summary.md, curves.csv, tuning.csv, config.yaml, *.png)")
     return 0

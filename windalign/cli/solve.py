@@ -2,15 +2,18 @@
 
 Builds a seeded random game (or loads ``P`` and ``ref`` from an ``.npz``), runs the methods of
 ``windalign.games.METHODS``, prints a table (final gap, exploitability, win rate vs ``ref``,
-iterations, seconds) and writes ``gap.png`` (gap vs iteration, log scale) and ``summary.json``.
+iterations, seconds) and writes the run directory ``--out``: ``gap.png`` (gap vs iteration, log
+scale), ``summary.json`` (strict JSON: a non-finite number is ``null``) and ``status.json`` (see
+:class:`windalign.rundir.RunDir`; the figure and summary are committed together at the end).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from windalign.rundir import OVERWRITE_HELP
 
 HELP = "solve random (or loaded) preference games exactly and compare WIND with its baselines"
 
@@ -41,6 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--max-iter", type=int, default=1000, help="iteration cap of every method")
     p.add_argument("--out", type=Path, default=Path("runs/solve"), help="output directory")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
     return p
@@ -91,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
     from windalign.games.metrics import exploitability, win_rate
     from windalign.games.preference import random_game
     from windalign.plotting import Curve, line_plot
+    from windalign.rundir import RunDir, dumps_json
 
+    # --out a file is refused here; the directory is taken (locked, checked) after the input
+    # checks, so a typo in an option leaves no run directory behind
+    rundir = RunDir(args.out, getattr(args, "argv", None), overwrite=args.overwrite)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not names:
         raise ValueError(f"--methods is empty; choose from: {', '.join(METHODS.names())}")
@@ -116,33 +124,33 @@ def run(args: argparse.Namespace) -> int:
             "nontransitive": args.nontransitive,
             "seed": args.seed,
         }
-    rows, curves = {}, {}
-    for name, method in methods.items():
-        res = method(P, ref, args.beta, max_iter=args.max_iter, progress=not args.no_progress)
-        tr = res.trace
-        rows[name] = {
-            "gap": float(tr.gap[-1]),
-            "exploitability": float(np.mean(exploitability(P, res.pi))),
-            "win_rate_vs_ref": float(np.mean(win_rate(P, res.pi, ref))),
-            "iterations": tr.iterations,
-            "seconds": tr.seconds,
-            "converged": tr.converged,
-        }
-        curves[name] = Curve(np.arange(len(tr.gap)), np.maximum(tr.gap, 1e-17))
-    args.out.mkdir(parents=True, exist_ok=True)
-    fig = line_plot(
-        curves,
-        args.out / "gap.png",
-        xlabel="iteration",
-        ylabel="max duality gap over contexts",
-        title=f"WIND game, beta={args.beta:g}",
-        logy=True,
-    )
-    summary = {"game": game, "beta": args.beta, "max_iter": args.max_iter, "methods": rows}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with rundir as rd:
+        rows, curves = {}, {}
+        for name, method in methods.items():
+            res = method(P, ref, args.beta, max_iter=args.max_iter, progress=not args.no_progress)
+            tr = res.trace
+            rows[name] = {
+                "gap": float(tr.gap[-1]),
+                "exploitability": float(np.mean(exploitability(P, res.pi))),
+                "win_rate_vs_ref": float(np.mean(win_rate(P, res.pi, ref))),
+                "iterations": tr.iterations,
+                "seconds": tr.seconds,
+                "converged": tr.converged,
+            }
+            curves[name] = Curve(np.arange(len(tr.gap)), np.maximum(tr.gap, 1e-17))
+        fig = line_plot(
+            curves,
+            rd.staging / "gap.png",
+            xlabel="iteration",
+            ylabel="max duality gap over contexts",
+            title=f"WIND game, beta={args.beta:g}",
+            logy=True,
+        )
+        summary = {"game": game, "beta": args.beta, "max_iter": args.max_iter, "methods": rows}
+        fig, summary_path = rd.commit({"gap.png": fig, "summary.json": dumps_json(summary)})
     print(format_table(rows))
     print(f"figure: {fig}")
-    print(f"summary: {args.out / 'summary.json'}")
+    print(f"summary: {summary_path}")
     return 0
 
 

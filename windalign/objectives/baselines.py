@@ -1,4 +1,5 @@
-"""Baseline objectives on the same SampleBatch: SPPO, J-BOND, Nash-MD, online DPO / IPO.
+"""Baseline objectives on the same SampleBatch: SPPO, J-BOND, Nash-MD, online DPO / IPO, and
+sampled iterated Best-of-N distillation.
 
 THEORY.md section 5 ("Baselines on the same sample interface"). Notation as in
 :mod:`windalign.objectives.wind`: ``s = logp - logp_old``, ``c = eta / (1 + eta beta)``,
@@ -215,3 +216,24 @@ def ipo(batch: SampleBatch, beta: float) -> LossOutput:
     h, o, pairs, stats = _preference_pairs(batch, beta)
     per_prompt, contributes = pair_mean((h - (o - 0.5) / beta) ** 2, pairs)
     return LossOutput(prompt_mean(per_prompt, contributes, batch), stats)
+
+
+def bon_distill(batch: SampleBatch) -> LossOutput:
+    """Sampled Best-of-2 distillation: likelihood of the winner of every queried pair.
+
+    ``L = -(1 / n_pairs) sum_{i != j queried} o_ij log pi_theta(y_i)`` per prompt (each
+    unordered pair contributes its winner, or with soft labels its expectation). With samples
+    i.i.d. from ``pi_t`` its population minimizer is ``Bo2(pi_t) = 2 pi_t w_t`` (THEORY.md 2), so
+    iterating it is sampled iterated Best-of-N; with K = 2 it is one duel per prompt.
+    ``logp [B, K]``; ``logp_old`` and ``logp_ref`` are not used. Sampling ``"policy"``.
+
+    >>> round(bon_distill(_doc_batch()).loss.item(), 4)  # winners 0, 0, 1: (2 log 2 + log 4) / 3
+    0.9242
+    """
+    o = batch.completed_prefs()
+    valid = ~torch.isnan(o)
+    n_pairs = valid.sum((-1, -2)) / 2
+    logp = batch.logp.masked_fill(~batch.mask, 0)
+    per_prompt = -(torch.where(valid, o, 0) * logp[:, :, None]).sum((-1, -2)) / n_pairs.clamp(1)
+    stats = sample_stats(batch, *batch.win_rate_estimates(), sampled=batch.mask)
+    return LossOutput(prompt_mean(per_prompt, n_pairs > 0, batch), stats)

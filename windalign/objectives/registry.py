@@ -18,7 +18,8 @@ Sampling conventions:
 ``gamma``); :func:`compute_loss` accepts them (with defaults) but does not pass them to the loss.
 
 >>> LOSSES.names()
-['wind-squared', 'wind-kl', 'wind-nce', 'sppo', 'sppo-hard', 'jbond', 'nash-md', 'dpo', 'ipo']
+['wind-squared', 'wind-kl', 'wind-nce', 'sppo', 'sppo-hard', 'jbond', 'nash-md', 'dpo', 'ipo',
+ 'bon-distill']
 >>> LOSSES["wind-kl"].defaults
 {'eta': 1.0, 'beta': 0.1}
 """
@@ -34,6 +35,19 @@ from windalign.objectives.batch import LossOutput, SampleBatch
 from windalign.registry import Registry
 
 SAMPLING = ("policy", "jbond", "nash-md")
+
+#: Valid range of every hyperparameter name any loss uses: ``name -> (check, "valid range")``.
+HYPERPARAMETERS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "eta": (lambda v: 0 < v < math.inf, "a finite float > 0"),
+    "beta": (lambda v: 0 <= v < math.inf, "a finite float >= 0"),
+    "beta_anchor": (lambda v: 0 <= v < math.inf, "a finite float >= 0"),
+    "fail_reward": (lambda v: -math.inf < v <= 0, "a finite float <= 0"),
+    "jeffreys": (lambda v: 0 <= v <= 1, "a float in [0, 1]"),
+    "gamma": (lambda v: 0 < v <= 1, "a float in (0, 1]"),
+    "alpha": (lambda v: 0 <= v <= 1, "a float in [0, 1]"),
+}
+#: Per-loss narrower ranges: DPO / IPO divide by beta.
+_POSITIVE_BETA = {"beta": (lambda v: 0 < v < math.inf, "a finite float > 0")}
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class LossSpec:
     help: str
     sampling_params: tuple[str, ...] = field(default=())
     max_k: int | None = None
+    ranges: Mapping[str, tuple[Callable[[float], bool], str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLING:
@@ -59,15 +74,29 @@ class LossSpec:
     def resolve(
         self, name: str, hyperparameters: Mapping[str, float], kind: str = "loss"
     ) -> dict[str, float]:
-        """The defaults updated with ``hyperparameters``; an unknown name is rejected, naming the
-        ``kind`` (``"loss"``, or ``"method"`` for a runner) ``name`` and the valid ones."""
+        """The defaults updated with ``hyperparameters``, each checked against its range.
+
+        An unknown name, a non-number or a value outside its range (``HYPERPARAMETERS``, narrowed
+        by ``ranges``) is rejected, naming the ``kind`` (``"loss"``, or ``"method"`` for a
+        runner), ``name``, the hyperparameter and the fix.
+        """
         unknown = sorted(set(hyperparameters) - set(self.defaults))
         if unknown:
             raise ValueError(
                 f"{kind} {name!r} has no hyperparameter {unknown[0]!r}; "
                 f"its hyperparameters are: {', '.join(self.defaults) or '(none)'}"
             )
-        return {**self.defaults, **{k: float(v) for k, v in hyperparameters.items()}}
+        out = dict(self.defaults)
+        for key, value in hyperparameters.items():
+            check, valid = {**HYPERPARAMETERS, **self.ranges}[key]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and check(float(value))):
+                raise ValueError(
+                    f"{kind} {name!r} hyperparameter {key} = {value!r} is invalid; "
+                    f"it must be {valid}"
+                )
+            out[key] = float(value)
+        return out
 
 
 LOSSES: Registry[LossSpec] = Registry("loss")
@@ -81,10 +110,11 @@ def _register(
     min_k: int = 2,
     sampling_params: tuple[str, ...] = (),
     max_k: int | None = None,
+    ranges: Mapping[str, tuple[Callable[[float], bool], str]] | None = None,
 ) -> None:
     """Register ``fn`` under ``name``; the help string is its docstring's first line."""
     help = (fn.__doc__ or "").strip().split("\n")[0]
-    spec = LossSpec(fn, sampling, min_k, defaults, help, sampling_params, max_k)
+    spec = LossSpec(fn, sampling, min_k, defaults, help, sampling_params, max_k, ranges or {})
     LOSSES.register(name, help=help)(spec)
 
 
@@ -115,8 +145,9 @@ _register(
     {"eta": 1.0, "beta": 0.1, "alpha": 0.125},
     sampling_params=("alpha",),
 )
-_register("dpo", baselines.dpo, "policy", {"beta": 0.1})
-_register("ipo", baselines.ipo, "policy", {"beta": 0.1})
+_register("dpo", baselines.dpo, "policy", {"beta": 0.1}, ranges=_POSITIVE_BETA)
+_register("ipo", baselines.ipo, "policy", {"beta": 0.1}, ranges=_POSITIVE_BETA)
+_register("bon-distill", baselines.bon_distill, "policy", {})
 
 
 def loss_table() -> str:
@@ -130,6 +161,7 @@ def loss_table() -> str:
         spec = entry.obj
         k = f"= {spec.max_k}" if spec.max_k == spec.min_k else f">= {spec.min_k}"
         defaults = ", ".join(f"{key}={value:.4g}" for key, value in spec.defaults.items())
+        defaults = defaults or "(none)"
         rows.append(f"| `{entry.name}` | `{spec.sampling}` | {k} | {defaults} | {spec.help} |")
     return "\n".join(rows)
 
@@ -143,6 +175,10 @@ def loss_hyperparameters(name: str, **hyperparameters: float) -> dict[str, float
     Traceback (most recent call last):
     ...
     ValueError: loss 'dpo' has no hyperparameter 'eta'; its hyperparameters are: beta
+    >>> loss_hyperparameters("jbond", gamma=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: loss 'jbond' hyperparameter gamma = 2 is invalid; it must be a float in (0, 1]
     """
     return LOSSES[name].resolve(name, hyperparameters)
 

@@ -1,0 +1,242 @@
+"""``WINDConfig``: ``transformers.TrainingArguments`` plus WIND's own fields, validated on creation.
+
+Every added field carries one help string (meaning, paper symbol, valid range) through
+:func:`windalign.config.option`; the checks run in ``__post_init__``, before any model loads. Loss
+hyperparameters left at ``None`` take the objective's default (``windalign.objectives.LOSSES``);
+setting one the objective does not have is an error. THEORY.md section 8 says how the fields map
+onto the SampleBatch.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any
+
+from transformers import TrainingArguments
+
+from windalign.config import option, validate
+from windalign.objectives import LOSSES, LossSpec
+
+TRUNCATION_POLICIES = ("judge", "lose")
+PROMPT_TRUNCATION = ("error", "left")
+
+
+def _int_at_least(n: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= n
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+def _finite_positive(v: float) -> bool:
+    return isinstance(v, int | float) and 0 < v < math.inf
+
+
+def _hp(help: str) -> Any:
+    """A loss hyperparameter field: ``None`` = the objective's default; checked by the loss."""
+    return option(None, help=f"{help}; null = the objective's default (range checked per loss)")
+
+
+@dataclass
+class WINDConfig(TrainingArguments):
+    """Training arguments of :class:`~windalign.llm.WINDTrainer` (all of TrainingArguments too).
+
+    One *round* (THEORY.md 6): ``prompts_per_round`` prompts per process, ``num_samples``
+    responses each, one oracle call, then ``steps_per_round`` optimizer steps, each on
+    ``per_device_train_batch_size * gradient_accumulation_steps`` whole prompts.
+    """
+
+    objective: str = option(
+        "wind-squared",
+        help="loss to optimize; one of " + ", ".join(LOSSES.names()),
+        check=lambda v: v in LOSSES,
+    )
+    num_samples: int = option(
+        4,
+        help="responses sampled per prompt and round (K); an integer >= 2 (jbond: exactly 3)",
+        check=_int_at_least(2),
+    )
+    eta: float | None = _hp("step size of the WIND / SPPO / Nash-MD step (eta)")
+    beta: float | None = _hp("KL strength towards the reference (beta)")
+    gamma: float | None = _hp("J-BOND anchor EMA rate per optimizer step (gamma)")
+    alpha: float | None = _hp("Nash-MD geometric mixture weight of the reference (alpha)")
+    beta_anchor: float | None = _hp("J-BOND KL strength towards the anchor (beta_a)")
+    fail_reward: float | None = _hp("J-BOND reward when the policy sample loses to both anchors")
+    jeffreys: float | None = _hp("J-BOND Jeffreys weight of the backward part")
+    temperature: float = option(
+        1.0,
+        help="sampling temperature; the tempered model is the policy (tau, THEORY 8); a float > 0",
+        check=_finite_positive,
+    )
+    top_p: float = option(
+        1.0,
+        help="nucleus truncation; below 1 the samples are off-policy (warned); a float in (0, 1]",
+        check=lambda v: isinstance(v, int | float) and 0 < v <= 1,
+    )
+    top_k: int = option(
+        0,
+        help="top-k truncation, 0 = off; above 0 the samples are off-policy; an integer >= 0",
+        check=_int_at_least(0),
+    )
+    max_new_tokens: int = option(
+        64, help="tokens generated per response at most; an integer >= 1", check=_int_at_least(1)
+    )
+    max_prompt_length: int = option(
+        256, help="prompt tokens at most; an integer >= 1", check=_int_at_least(1)
+    )
+    prompt_truncation: str = option(
+        "error",
+        help="a prompt over max_prompt_length: error, or left (keep its end, with a warning); "
+        "one of error, left",
+        check=lambda v: v in PROMPT_TRUNCATION,
+    )
+    truncated_responses: str = option(
+        "judge",
+        help="preferences of a response that hit max_new_tokens without EOS: judge (as the "
+        "oracle says) or lose (loses to every complete response); one of judge, lose",
+        check=lambda v: v in TRUNCATION_POLICIES,
+    )
+    prompts_per_round: int | None = option(
+        None,
+        help="prompts sampled per round and process; null = one optimizer step's worth "
+        "(per_device_train_batch_size x gradient_accumulation_steps); an integer >= 1",
+        check=_optional(_int_at_least(1)),
+    )
+    steps_per_round: int = option(
+        1,
+        help="optimizer steps per round on its samples, 1 = online (M); an integer >= 1 and a "
+        "multiple of the round's minibatches",
+        check=_int_at_least(1),
+    )
+    generation_batch_size: int = option(
+        8,
+        help="prompts per generate call and per no-grad log-prob pass, independent of the "
+        "training micro-batch; an integer >= 1",
+        check=_int_at_least(1),
+    )
+    prompt_column: str = option(
+        "prompt",
+        help="dataset column holding the prompts (text or chat messages); a string",
+        check=lambda v: isinstance(v, str) and bool(v),
+    )
+    disable_dropout: bool = option(
+        True,
+        help="turn dropout off in the policy so log-probs are deterministic; true or false",
+        check=lambda v: isinstance(v, bool),
+    )
+    logging_steps: float = option(
+        1, help="log every this many optimizer steps; a number > 0", check=_finite_positive
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        validate(self, "")
+        spec = self.spec
+        self.loss_hyperparameters()  # unknown names and ranges, named by the loss
+        if spec.max_k is not None and self.num_samples != spec.max_k:
+            raise ValueError(
+                f"objective {self.objective!r} samples exactly {spec.max_k} responses per prompt "
+                f"(sampling {spec.sampling!r}); set num_samples: {spec.max_k}"
+            )
+        if self.num_samples < spec.min_k:
+            raise ValueError(
+                f"objective {self.objective!r} needs num_samples >= {spec.min_k}, "
+                f"got {self.num_samples}"
+            )
+        step = self.prompts_per_step
+        if self.round_prompts % step:
+            raise ValueError(
+                f"prompts_per_round = {self.round_prompts} must be a multiple of the prompts per "
+                f"optimizer step, per_device_train_batch_size x gradient_accumulation_steps = "
+                f"{step}"
+            )
+        if self.steps_per_round % self.minibatches_per_round:
+            raise ValueError(
+                f"steps_per_round = {self.steps_per_round} must be a multiple of the round's "
+                f"{self.minibatches_per_round} minibatches (prompts_per_round / {step}) so every "
+                "prompt is used equally often"
+            )
+        if self.top_p < 1 or self.top_k > 0:
+            warnings.warn(
+                f"top_p = {self.top_p}, top_k = {self.top_k}: the sampler is a truncated policy, "
+                "so the samples are off-policy for every objective (THEORY.md 8)",
+                stacklevel=2,
+            )
+
+    @property
+    def spec(self) -> LossSpec:
+        """The objective's registry entry."""
+        return LOSSES[self.objective]
+
+    @property
+    def prompts_per_step(self) -> int:
+        """Whole prompts per optimizer step and process."""
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps
+
+    @property
+    def round_prompts(self) -> int:
+        """Prompts per round and process (``prompts_per_round`` or one step's worth)."""
+        return self.prompts_per_round or self.prompts_per_step
+
+    @property
+    def minibatches_per_round(self) -> int:
+        """Optimizer-step minibatches a round's prompts split into."""
+        return self.round_prompts // self.prompts_per_step
+
+    def loss_hyperparameters(self) -> dict[str, float]:
+        """The objective's hyperparameters: its defaults updated by the fields set here."""
+        names = {n for spec in LOSSES.entries() for n in spec.obj.defaults}
+        given = {n: getattr(self, n) for n in sorted(names) if getattr(self, n) is not None}
+        return self.spec.resolve(self.objective, given, kind="objective")
+
+    @classmethod
+    def wind_fields(cls) -> list[str]:
+        """Names of the fields WINDConfig adds to (or redefines in) TrainingArguments."""
+        own = {f.name for f in fields(TrainingArguments)}
+        return [f.name for f in fields(cls) if f.name not in own or "check" in f.metadata]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What ``wind train`` builds the trainer from, besides :class:`WINDConfig` (same YAML)."""
+
+    model: str = option(
+        "smollm2",
+        help="policy to train: a local model folder or an offline alias (smollm2); a string",
+        check=lambda v: isinstance(v, str) and bool(v),
+    )
+    ref_model: str | None = option(
+        None,
+        help="reference pi_ref; null = a frozen copy of the initial model (or the base model "
+        "with the adapter disabled under peft); a model folder, alias or null",
+        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+    )
+    prompts: str = option(
+        "builtin:train",
+        help="training prompts: builtin[:train|:heldout] or a .jsonl/.json/.csv/.parquet file "
+        "with a prompt column; a string",
+        check=lambda v: isinstance(v, str) and bool(v),
+    )
+    preference: str = option(
+        "heuristic",
+        help="preference oracle: a registered name or package.module:function (a reward "
+        "function, wrapped in Bradley-Terry); a string",
+        check=lambda v: isinstance(v, str) and bool(v),
+    )
+    preference_kwargs: dict[str, Any] = option(
+        default_factory=dict,
+        help="keyword arguments of the oracle (e.g. temperature); a mapping",
+        check=lambda v: isinstance(v, dict),
+    )
+    peft: dict[str, Any] | None = option(
+        None,
+        help="LoRA: keyword arguments of peft.LoraConfig (e.g. {r: 8, lora_alpha: 16}), only the "
+        "adapter is trained and saved; a mapping or null",
+        check=lambda v: v is None or isinstance(v, dict),
+    )
+
+    def __post_init__(self) -> None:
+        validate(self, "")

@@ -1,0 +1,281 @@
+"""Sampling responses and their sequence log-probabilities (THEORY.md section 8).
+
+* :func:`sampling_config` -- a ``GenerationConfig`` whose sampler is exactly the tempered policy
+  ``softmax(logits / tau)`` (every other logits processor neutralized, whatever the model's own
+  generation config says), unless the user asks for top-k / top-p truncation.
+* :func:`generate` -- K responses for each of a list of prompts (left-padded, KV cache,
+  ``num_return_sequences``), cut after the first EOS of any of the EOS ids.
+* :class:`GeometricMixture` -- the token-level mixture ``(1 - alpha) logits_theta + alpha
+  logits_ref`` that Nash-MD samples its opponents from, as a logits processor.
+* :func:`pack` and :func:`sequence_logprobs` -- ``log pi(y|x) = sum_t log p(y_t | x, y_<t)`` over
+  the response tokens including EOS, prompt and padding excluded, logits divided by ``tau``,
+  computed as gather minus logsumexp on the response positions only (``logits_to_keep``) and in
+  row chunks, never a full ``[B, T, V]`` log-softmax.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+
+#: Rows per chunk of the logsumexp over the vocabulary (bounds the float32 copy of the logits).
+LOGSUMEXP_ROWS = 4
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every id that ends a response: the generation config's EOS ids and the tokenizer's."""
+    ids: list[int] = []
+    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        for v in value if isinstance(value, list | tuple) else [value]:
+            if v is not None and int(v) not in ids:
+                ids.append(int(v))
+    if not ids:
+        raise ValueError(
+            "neither the model's generation_config nor the tokenizer defines an EOS token; set "
+            "tokenizer.eos_token (responses could never end)"
+        )
+    return ids
+
+
+def sampling_config(
+    args: Any, eos_ids: list[int], pad_id: int, max_new_tokens: int | None = None
+) -> GenerationConfig:
+    """A sampling ``GenerationConfig`` from ``args`` (temperature, top_k, top_p, max_new_tokens).
+
+    Every processor that would change the distribution is set to its neutral value explicitly,
+    because ``generate`` fills unset (None) fields from the model's own generation config.
+    """
+    return GenerationConfig(
+        do_sample=True,
+        temperature=float(args.temperature),
+        top_k=int(args.top_k),
+        top_p=float(args.top_p),
+        min_p=0.0,
+        typical_p=1.0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        min_new_tokens=0,
+        num_beams=1,
+        max_new_tokens=int(max_new_tokens or args.max_new_tokens),
+        eos_token_id=eos_ids,
+        pad_token_id=pad_id,
+        use_cache=True,
+    )
+
+
+def left_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """``(input_ids, attention_mask)`` of token rows padded on the left."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.as_tensor(r)
+            mask[i, width - len(r) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def position_ids(attention_mask: Tensor) -> Tensor:
+    """Positions that ignore left padding: ``cumsum(mask) - 1``, clamped at 0."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def cut_at_eos(tokens: Tensor, eos_ids: Sequence[int]) -> tuple[list[int], bool]:
+    """A generated row up to and including its first EOS; ``(ids, truncated)``.
+
+    ``truncated`` is True when no EOS was generated (the response hit ``max_new_tokens``). The
+    first EOS is found by id, so a pad token equal to EOS never hides where the response ended.
+
+    >>> cut_at_eos(torch.tensor([5, 6, 2, 0, 0]), [2])
+    ([5, 6, 2], False)
+    >>> cut_at_eos(torch.tensor([5, 6, 7]), [2])
+    ([5, 6, 7], True)
+    """
+    is_eos = torch.isin(tokens, torch.as_tensor(list(eos_ids), device=tokens.device))
+    if bool(is_eos.any()):
+        end = int(is_eos.nonzero()[0, 0]) + 1
+        return tokens[:end].tolist(), False
+    return tokens.tolist(), True
+
+
+def cache_kwarg(model: Any) -> str:
+    """The name ``model.forward`` takes its KV cache under: ``cache`` (transformers >= 5.2x)
+    or ``past_key_values`` (earlier)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+class GeometricMixture(LogitsProcessor):
+    """Logits ``(1 - alpha) l_theta + alpha l_ref``: samples from the token-level geometric
+    mixture ``softmax(((1 - alpha) l_theta + alpha l_ref) / tau)`` (Nash-MD, THEORY.md 8).
+
+    ``reference(input_ids, attention_mask, position_ids, **{cache_name: cache})`` runs the
+    reference model and returns its output; it is fed incrementally with its own KV cache.
+    ``prompt_mask [n, Lp]`` is the attention mask of the (expanded) prompts.
+    """
+
+    def __init__(
+        self,
+        reference: Callable[..., Any],
+        alpha: float,
+        prompt_mask: Tensor,
+        cache_name: str = "past_key_values",
+    ) -> None:
+        self.reference, self.alpha, self.prompt_mask = reference, float(alpha), prompt_mask
+        self.cache_name, self.cache = cache_name, None
+        self.seen = 0
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        n, length = input_ids.shape
+        extra = length - self.prompt_mask.shape[1]
+        mask = torch.cat([self.prompt_mask, self.prompt_mask.new_ones(n, extra)], dim=1)
+        out = self.reference(
+            input_ids=input_ids[:, self.seen :],
+            attention_mask=mask,
+            position_ids=position_ids(mask)[:, self.seen :],
+            **{self.cache_name: self.cache},
+        )
+        self.cache, self.seen = out[self.cache_name], length
+        ref = out.logits[:, -1].to(scores.dtype)
+        return (1 - self.alpha) * scores + self.alpha * ref
+
+
+def truncation_penalty(prefs: Tensor, truncated: Tensor) -> Tensor:
+    """Preferences where a truncated response loses every queried comparison against a
+    complete one (``truncated_responses: lose``, THEORY.md 8); other entries unchanged.
+
+    ``prefs [B, K, K]`` (NaN = not queried), ``truncated [B, K]`` bool.
+
+    >>> P = torch.tensor([[[float("nan"), 0.9, 0.5], [0.1, float("nan"), 0.4], [0.5, 0.6, float("nan")]]])
+    >>> truncation_penalty(P, torch.tensor([[True, False, True]]))[0]
+    tensor([[   nan, 0.0000, 0.5000],
+            [1.0000,    nan, 1.0000],
+            [0.5000, 0.0000,    nan]])
+    """  # noqa: E501
+    lose = truncated[:, :, None] & ~truncated[:, None, :] & ~torch.isnan(prefs)
+    return prefs.masked_fill(lose, 0.0).masked_fill(lose.transpose(1, 2), 1.0)
+
+
+@torch.no_grad()
+def generate(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    k: int,
+    config: GenerationConfig,
+    eos_ids: Sequence[int],
+    processor: Callable[[Tensor], LogitsProcessor] | None = None,
+) -> tuple[list[list[list[int]]], list[list[bool]]]:
+    """``k`` responses for each prompt: ``(ids [B][k][len], truncated [B][k])``.
+
+    Prompts are left-padded into one ``generate`` call with ``num_return_sequences=k``;
+    ``processor(expanded_prompt_mask)`` builds an extra logits processor (Nash-MD's mixture).
+    """
+    device = next(model.parameters()).device
+    ids, mask = left_pad(prompts, config.pad_token_id, device)
+    extra = LogitsProcessorList()
+    if processor is not None:
+        extra.append(processor(mask.repeat_interleave(k, dim=0)))
+    config = copy.deepcopy(config)
+    config.num_return_sequences = k
+    out = model.generate(
+        input_ids=ids, attention_mask=mask, generation_config=config, logits_processor=extra
+    )
+    responses, truncated = [], []
+    for b in range(len(prompts)):
+        rows = [cut_at_eos(out[b * k + j, ids.shape[1] :], eos_ids) for j in range(k)]
+        responses.append([r for r, _ in rows])
+        truncated.append([t for _, t in rows])
+    return responses, truncated
+
+
+def pack(
+    prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int, device: Any
+) -> dict[str, Any]:
+    """One padded batch of (prompt, response) pairs: prompts left-padded to a common width
+    ``Lp``, responses right-padded from column ``Lp``.
+
+    Returns ``input_ids``, ``attention_mask``, ``position_ids`` ``[n, T]``,
+    ``response_mask [n, R]`` (True on response tokens) and ``prompt_width`` (``Lp``).
+    """
+    p_ids, p_mask = left_pad(prompts, pad_id)
+    width = max(1, max(len(r) for r in responses))
+    r_ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
+    r_mask = torch.zeros((len(responses), width), dtype=torch.bool)
+    for i, r in enumerate(responses):
+        r_ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+        r_mask[i, : len(r)] = True
+    attention = torch.cat([p_mask, r_mask.long()], dim=1)
+    return {
+        "input_ids": torch.cat([p_ids, r_ids], dim=1).to(device),
+        "attention_mask": attention.to(device),
+        "position_ids": position_ids(attention).to(device),
+        "response_mask": r_mask.to(device),
+        "prompt_width": p_ids.shape[1],
+    }
+
+
+def token_logprobs(logits: Tensor, targets: Tensor, temperature: float) -> Tensor:
+    """``log softmax(logits / tau)[targets]`` as gather minus logsumexp, in row chunks.
+
+    ``logits [n, R, V]``, ``targets [n, R]`` -> ``[n, R]`` float32 (or wider). Each chunk is cast
+    to float32 on its own, so a bf16 model never needs a float32 copy of all its logits.
+    """
+    out = []
+    for start in range(0, logits.shape[0], LOGSUMEXP_ROWS):
+        chunk = logits[start : start + LOGSUMEXP_ROWS]
+        chunk = chunk.float() if chunk.dtype in (torch.float16, torch.bfloat16) else chunk
+        chunk = chunk / temperature
+        picked = chunk.gather(-1, targets[start : start + LOGSUMEXP_ROWS, :, None]).squeeze(-1)
+        out.append(picked - torch.logsumexp(chunk, dim=-1))
+    return torch.cat(out)
+
+
+def sequence_logprobs(model: Any, batch: dict[str, Any], temperature: float) -> Tensor:
+    """``[n]`` summed log-probabilities of the response tokens of a :func:`pack` batch.
+
+    Only the ``R + 1`` last positions go through the LM head (``logits_to_keep``); the last
+    position's logits predict nothing and are dropped.
+    """
+    width = batch["prompt_width"]
+    R = batch["input_ids"].shape[1] - width
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=batch["position_ids"],
+        logits_to_keep=R + 1,
+        use_cache=False,
+    )
+    logits = out.logits[:, :-1]
+    targets = batch["input_ids"][:, width:]
+    lp = token_logprobs(logits, targets, temperature)
+    return (lp * batch["response_mask"]).sum(-1)
+
+
+@torch.no_grad()
+def logprobs_no_grad(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[int]],
+    temperature: float,
+    pad_id: int,
+    batch_size: int,
+) -> Tensor:
+    """:func:`sequence_logprobs` of every (prompt, response) pair, ``batch_size`` at a time."""
+    device = next(model.parameters()).device
+    out = []
+    for s in range(0, len(prompts), batch_size):
+        batch = pack(prompts[s : s + batch_size], responses[s : s + batch_size], pad_id, device)
+        out.append(sequence_logprobs(model, batch, temperature).detach())
+    return torch.cat(out)

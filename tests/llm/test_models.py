@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from windalign.cli import prepare_model
 from windalign.llm import models
@@ -158,3 +159,33 @@ def test_cli_prepare_model(tmp_path, monkeypatch, capsys):
     with pytest.raises(ValueError, match="unknown model alias 'llama'; choose from: smollm2"):
         args.func(args)
     assert set(prepare_model.ALIASES) == set(MODEL_ALIASES)
+
+
+def test_one_wind_round_on_the_real_smollm2(smollm2, tmp_path):
+    """The trainer on the real converted model: chat template once, its EOS ids, one step."""
+    from windalign.llm import WINDConfig, WINDTrainer
+
+    args = WINDConfig(
+        output_dir=str(tmp_path / "run"),
+        use_cpu=True,
+        max_steps=1,
+        per_device_train_batch_size=1,
+        num_samples=2,
+        max_new_tokens=8,
+        temperature=0.7,
+        beta=0.0,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    tr = WINDTrainer(str(smollm2), args=args, preference="heuristic", train_dataset=["Say hi."])
+    im_start, im_end = (
+        tr.processing_class.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>")
+    )
+    assert im_end in tr.eos_ids and tr.pad_id not in (im_end,)
+    (prompt,) = tr.prompt_ids
+    assert prompt[0] == im_start and prompt.count(im_start) == 3  # system, user, assistant turns
+    before = next(tr.model.parameters()).detach().clone()
+    tr.train()
+    texts = tr.round_examples(1)[0][1]
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert not torch.equal(before, next(tr.model.parameters()))

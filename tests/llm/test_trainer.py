@@ -339,3 +339,39 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tiny_dir, 
     saved = AutoModelForCausalLM.from_pretrained(checkpoint)
     for a, b in zip(saved.parameters(), tr.model.parameters(), strict=True):
         assert torch.equal(a, b)  # no update after the bad step
+
+
+def test_tokenizer_without_pad_token_and_several_eos_ids(tmp_path):
+    from tiny import save_tiny
+
+    folder = save_tiny(tmp_path / "nopad", pad=False)
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert tok.pad_token is None
+    tr = WINDTrainer(
+        str(folder), args=config(tmp_path, max_steps=1), preference=count_a, train_dataset=PROMPTS
+    )
+    end = tok.convert_tokens_to_ids("<|end|>")
+    assert tr.pad_id == tok.eos_token_id and set(tr.eos_ids) == {tok.eos_token_id, end}
+    tr.train()
+    for ys, cut in zip(tr.round.responses, tr.round.truncated.tolist(), strict=True):
+        for y, t in zip(ys, cut, strict=True):
+            ends = [i for i, token in enumerate(y) if token in tr.eos_ids]
+            assert ends == ([] if t else [len(y) - 1])  # one EOS, the last token, kept
+
+
+def test_jbond_with_lora_keeps_an_ema_of_the_adapter_only(tiny_dir, tmp_path):
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")
+    tr = WINDTrainer(
+        str(tiny_dir),
+        args=config(tmp_path, objective="jbond", gamma=0.5),
+        preference=count_a,
+        train_dataset=PROMPTS,
+        peft_config=lora,
+    )
+    trainable = [n for n, p in tr.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora" in n for n in trainable)
+    assert len(tr.anchor.shadow) == len(trainable)
+    tr.train()
+    assert metrics(tr)[-1]["rounds"] == 2

@@ -111,7 +111,8 @@ def resolved(settings: Any, args: Any, raw: dict[str, Any]) -> dict[str, Any]:
 
     out = asdict(settings)
     out.update({name: getattr(args, name) for name in args.wind_fields()})
-    out.update({k: getattr(args, k) for k in raw if k not in out})
+    # the other keys the user set, as given (TrainingArguments turns some into enums)
+    out.update({k: raw[k] for k in raw if k not in out})
     return yaml.safe_load(yaml.safe_dump(out))  # plain types only
 
 

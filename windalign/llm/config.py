@@ -16,8 +16,9 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from windalign.config import option, validate
+from windalign.config import help_table, option, validate
 from windalign.objectives import LOSSES, LossSpec
+from windalign.objectives.registry import HYPERPARAMETERS
 
 TRUNCATION_POLICIES = ("judge", "lose")
 PROMPT_TRUNCATION = ("error", "left")
@@ -35,9 +36,11 @@ def _finite_positive(v: float) -> bool:
     return isinstance(v, int | float) and 0 < v < math.inf
 
 
-def _hp(help: str) -> Any:
-    """A loss hyperparameter field: ``None`` = the objective's default; checked by the loss."""
-    return option(None, help=f"{help}; null = the objective's default (range checked per loss)")
+def _hp(name: str, meaning: str) -> Any:
+    """Loss hyperparameter ``name``: ``None`` = the objective's default; range checked by the
+    objective's ``LossSpec.resolve`` (``HYPERPARAMETERS``)."""
+    valid = HYPERPARAMETERS[name][1]
+    return option(None, help=f"{meaning}; null (the objective's default) or {valid}")
 
 
 @dataclass
@@ -59,13 +62,15 @@ class WINDConfig(TrainingArguments):
         help="responses sampled per prompt and round (K); an integer >= 2 (jbond: exactly 3)",
         check=_int_at_least(2),
     )
-    eta: float | None = _hp("step size of the WIND / SPPO / Nash-MD step (eta)")
-    beta: float | None = _hp("KL strength towards the reference (beta)")
-    gamma: float | None = _hp("J-BOND anchor EMA rate per optimizer step (gamma)")
-    alpha: float | None = _hp("Nash-MD geometric mixture weight of the reference (alpha)")
-    beta_anchor: float | None = _hp("J-BOND KL strength towards the anchor (beta_a)")
-    fail_reward: float | None = _hp("J-BOND reward when the policy sample loses to both anchors")
-    jeffreys: float | None = _hp("J-BOND Jeffreys weight of the backward part")
+    eta: float | None = _hp("eta", "step size of the WIND / SPPO / Nash-MD step (eta)")
+    beta: float | None = _hp("beta", "KL strength towards the reference (beta; dpo/ipo: > 0)")
+    gamma: float | None = _hp("gamma", "J-BOND anchor EMA rate per optimizer step (gamma)")
+    alpha: float | None = _hp("alpha", "Nash-MD mixture weight of the reference (alpha)")
+    beta_anchor: float | None = _hp("beta_anchor", "J-BOND KL strength to the anchor (beta_a)")
+    fail_reward: float | None = _hp(
+        "fail_reward", "J-BOND reward when the policy sample loses to both anchor samples"
+    )
+    jeffreys: float | None = _hp("jeffreys", "J-BOND Jeffreys weight of the backward part")
     temperature: float = option(
         1.0,
         help="sampling temperature; the tempered model is the policy (tau, THEORY 8); a float > 0",
@@ -240,3 +245,37 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         validate(self, "")
+
+
+def config_docs() -> str:
+    """docs/llm-config.md: every ``wind train`` key, generated from the help strings."""
+    inherited = [f.name for f in fields(WINDConfig) if f.name not in WINDConfig.wind_fields()]
+    return "\n".join(
+        [
+            "# `wind train` configuration",
+            "",
+            "Generated from the help strings of `windalign.llm.config` (a test keeps this page",
+            "current). One YAML file holds all of it; `--KEY VALUE` on the command line overrides",
+            "one key. Everything is validated before any model loads.",
+            "",
+            "## Run settings (`RunSettings`)",
+            "",
+            help_table(RunSettings, ""),
+            "",
+            "## WIND fields (`WINDConfig`)",
+            "",
+            "Loss hyperparameters left at `null` take the objective's default (the table in",
+            "[objectives.md](objectives.md)); setting one the objective does not have is an error.",
+            "",
+            help_table(WINDConfig, "", exclude=inherited),
+            "",
+            "## Everything else",
+            "",
+            "`WINDConfig` extends `transformers.TrainingArguments`: `output_dir`, `learning_rate`,",
+            "`per_device_train_batch_size`, `gradient_accumulation_steps`, `max_steps`,",
+            "`num_train_epochs`, `lr_scheduler_type`, `warmup_steps`, `save_steps`,",
+            "`save_total_limit`, `seed`, `data_seed`, `use_cpu`, `bf16`, `report_to`, ... all work",
+            "as documented by transformers. `logging_steps` defaults to 1 here.",
+            "",
+        ]
+    )

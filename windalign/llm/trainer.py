@@ -352,7 +352,6 @@ class WINDTrainer(Trainer):
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **kwargs: Any
     ) -> Any:
         """The objective's loss on this micro-batch's SampleBatch (THEORY.md 8)."""
-        start = time.perf_counter()
         rnd, rows, K = self.round, inputs["rows"], self.args.num_samples
         prompts = [rnd.prompt_ids[b] for b in rows for _ in range(K)]
         responses = [y for b in rows for y in rnd.responses[b]]
@@ -372,8 +371,20 @@ class WINDTrainer(Trainer):
             stats.pop("kl_ref", None)
         for key, value in stats.items():
             self._window[f"objective/{key}"].append(value)
-        self.counters["seconds_train"] += time.perf_counter() - start
         return loss.float()
+
+    def training_step(self, model: Any, inputs: dict[str, int], *args: Any) -> torch.Tensor:
+        """Forward and backward of one micro-batch; its seconds, less any rollout inside, are
+        counted as ``train`` (the optimizer step is added by the callback)."""
+
+        def sampling_seconds() -> float:
+            return sum(self.counters[f"seconds_{n}"] for n in TIMERS if n != "train")
+
+        start, before = time.perf_counter(), sampling_seconds()
+        loss = super().training_step(model, inputs, *args)
+        elapsed = time.perf_counter() - start - (sampling_seconds() - before)
+        self.counters["seconds_train"] += elapsed
+        return loss
 
     # ---- logging ------------------------------------------------------------------------------
 
@@ -489,10 +500,17 @@ class WINDTrainer(Trainer):
 
 
 class _WindCallback(TrainerCallback):
-    """J-BOND's anchor follows the policy after every optimizer step."""
+    """Times the optimizer step (``train`` seconds); J-BOND's anchor follows the policy after
+    every optimizer step."""
 
     def __init__(self, trainer: WINDTrainer) -> None:
-        self.trainer = trainer
+        self.trainer, self.start = trainer, 0.0
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.start = time.perf_counter()
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer.counters["seconds_train"] += time.perf_counter() - self.start
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.trainer.anchor is not None:

@@ -4,8 +4,8 @@ Torch only (never transformers at import). ``ORACLES`` maps names to oracle fact
 ``preference:`` choices); :func:`as_oracle` turns an oracle, a plain reward function, a registry
 name or a ``"package.module:function"`` reference into a :class:`PreferenceOracle`.
 
->>> ORACLES.names()
-['heuristic']
+>>> ORACLES.names()[:4]
+['offline', 'heuristic', 'reward-model', 'judge']
 >>> as_oracle("heuristic").name
 'heuristic'
 """
@@ -16,6 +16,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from windalign.preferences.http import HTTPJudge
+from windalign.preferences.judge import ModelJudge, PairwiseJudge
+from windalign.preferences.offline import OfflineOracle
 from windalign.preferences.protocol import (
     OracleCounters,
     Pairs,
@@ -23,14 +26,36 @@ from windalign.preferences.protocol import (
     count_queries,
     validate_preferences,
 )
-from windalign.preferences.reward import RewardFunctionOracle, heuristic_reward
+from windalign.preferences.reward import (
+    RewardFunctionOracle,
+    RewardModelOracle,
+    RewardSum,
+    heuristic_reward,
+)
 from windalign.registry import Registry
 
 ORACLES: Registry[Callable[..., PreferenceOracle]] = Registry("preference oracle")
 ORACLES.register(
+    "offline",
+    help="the offline default: MiniLM relevance + completeness, repetition, length, echo, "
+    "rudeness and filler terms, Bradley-Terry",
+)(OfflineOracle)
+ORACLES.register(
     "heuristic",
     help="Bradley-Terry over a transparent reward: prompt-word relevance - repetition - length",
 )(lambda temperature=0.1: RewardFunctionOracle(heuristic_reward, temperature, name="heuristic"))
+ORACLES.register(
+    "reward-model",
+    help="Bradley-Terry over a sequence-classification reward model (model: folder)",
+)(RewardModelOracle)
+ORACLES.register(
+    "judge",
+    help="a causal LM asked 'A or B?' in both orders (model: folder or alias, e.g. smollm2)",
+)(ModelJudge)
+ORACLES.register(
+    "http-judge",
+    help="an LLM judge at an OpenAI-compatible /v1/chat/completions (base_url, model, api_key_env)",
+)(HTTPJudge)
 
 
 def _import(reference: str) -> Any:
@@ -79,10 +104,16 @@ def as_oracle(preference: Any, **kwargs: Any) -> PreferenceOracle:
 
 __all__ = [
     "ORACLES",
+    "HTTPJudge",
+    "ModelJudge",
+    "OfflineOracle",
     "OracleCounters",
     "Pairs",
+    "PairwiseJudge",
     "PreferenceOracle",
     "RewardFunctionOracle",
+    "RewardModelOracle",
+    "RewardSum",
     "as_oracle",
     "count_queries",
     "heuristic_reward",

@@ -41,6 +41,7 @@ class OracleCounters:
     queries: int = 0  # unordered pairs compared
     calls: int = 0  # model / function evaluations or HTTP requests
     cache_hits: int = 0
+    skipped: int = 0  # queries that failed and were left unanswered (NaN), never a silent 1/2
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, float]:

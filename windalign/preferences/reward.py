@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -112,3 +113,108 @@ def heuristic_reward(prompts: list[str], responses: list[list[str]]) -> list[lis
             row.append(relevance - repetition - length)
         out.append(row)
     return out
+
+
+def _chat_or_pair(tokenizer: Any, prompt: str, response: str) -> dict[str, Any]:
+    """Token ids of (prompt, response) in the scorer's own format: its chat template as a
+    user/assistant exchange (tokenized without extra special tokens), else a text pair."""
+    if getattr(tokenizer, "chat_template", None):
+        chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        text = tokenizer.apply_chat_template(chat, tokenize=False)
+        return tokenizer(text, add_special_tokens=False)
+    return tokenizer(prompt, response)
+
+
+class RewardModelOracle(RewardFunctionOracle):
+    """Bradley-Terry over a sequence-classification reward model (one logit per text).
+
+    ``model``: an ``AutoModelForSequenceClassification`` with ``num_labels == 1`` (or a folder),
+    scored with its *own* ``tokenizer`` and chat template (in general not the policy's), in
+    batches of ``batch_size`` texts of at most ``max_length`` tokens (longer ones keep their start
+    and are counted in ``truncated``). One call per response scored.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        temperature: float = 1.0,
+        batch_size: int = 16,
+        max_length: int = 1024,
+        name: str | None = None,
+    ) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if isinstance(model, str):
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+            model = AutoModelForSequenceClassification.from_pretrained(model)
+        if tokenizer is None:
+            raise ValueError("RewardModelOracle needs the reward model's tokenizer")
+        if getattr(model.config, "num_labels", 1) != 1:
+            raise ValueError(
+                f"reward model has num_labels = {model.config.num_labels}; a reward model "
+                "outputs one logit per text (num_labels = 1)"
+            )
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.batch_size, self.max_length, self.truncated = batch_size, max_length, 0
+        label = name or f"reward-model({getattr(model.config, '_name_or_path', '') or 'model'})"
+        super().__init__(self._score, temperature, name=label)
+
+    @torch.no_grad()
+    def _score(self, prompts: list[str], responses: list[list[str]]) -> list[list[float]]:
+        pairs = [(p, r) for p, rs in zip(prompts, responses, strict=True) for r in rs]
+        device = next(self.model.parameters()).device
+        scores: list[float] = []
+        for start in range(0, len(pairs), self.batch_size):
+            encoded = [
+                _chat_or_pair(self.tokenizer, p, r)
+                for p, r in pairs[start : start + self.batch_size]
+            ]
+            ids = [e["input_ids"][: self.max_length] for e in encoded]
+            self.truncated += sum(len(e["input_ids"]) > self.max_length for e in encoded)
+            width = max(len(i) for i in ids)
+            pad = self.tokenizer.pad_token_id
+            # right padding: sequence classifiers read the last non-pad token
+            batch = torch.full((len(ids), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(ids), width), dtype=torch.long)
+            for n, row in enumerate(ids):
+                batch[n, : len(row)], mask[n, : len(row)] = torch.as_tensor(row), 1
+            logits = self.model(input_ids=batch.to(device), attention_mask=mask.to(device)).logits
+            scores += logits[:, 0].float().tolist()
+        K = len(responses[0]) if responses else 0
+        return [scores[b * K : (b + 1) * K] for b in range(len(prompts))]
+
+
+class RewardSum(PreferenceOracle):
+    """A weighted sum of Bradley-Terry logits from several reward sources:
+    ``logit_ij = sum_s w_s (r_s(y_i) - r_s(y_j)) / tau_s``.
+
+    ``sources``: ``(weight, source)`` with ``source`` a :class:`RewardFunctionOracle` (its own
+    temperature applies) or a plain reward function (temperature 1). Calls are the sources'.
+
+    >>> both = RewardSum([(1.0, lambda p, r: [[len(y) for y in ys] for ys in r]),
+    ...                   (2.0, lambda p, r: [[y.count("!") for y in ys] for ys in r])])
+    >>> round(both(["Hi"], [["hi!", "hello"]])[0, 0, 1].item(), 4)  # sigmoid((3-5) + 2 (1-0))
+    0.5
+    """
+
+    def __init__(self, sources: Sequence[tuple[float, Any]], name: str = "reward-sum") -> None:
+        if not sources:
+            raise ValueError("RewardSum needs at least one (weight, source)")
+        self.sources = [
+            (float(w), s if isinstance(s, RewardFunctionOracle) else RewardFunctionOracle(s))
+            for w, s in sources
+        ]
+        self.name = name
+        super().__init__()
+
+    def compare(self, prompts: list[str], responses: list[list[str]], pairs: Pairs) -> Tensor:
+        total = 0
+        for weight, source in self.sources:
+            calls = source.counters.calls
+            total = total + weight * source.rewards(prompts, responses) / source.temperature
+            self.counters.calls += source.counters.calls - calls
+        return torch.sigmoid(total[:, :, None] - total[:, None, :])

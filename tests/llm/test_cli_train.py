@@ -31,7 +31,8 @@ def write(tmp_path: Path, tiny_dir: Path, **kw) -> Path:
 
 
 def test_wind_train_writes_a_complete_run_directory(tiny_dir, tmp_path, capsys):
-    cfg = write(tmp_path, tiny_dir)
+    evaluation = {"eval_prompts": "builtin:heldout", "eval_prompt_count": 3}
+    cfg = write(tmp_path, tiny_dir, eval_strategy="steps", eval_steps=2, **evaluation)
     assert main(["train", "--config", str(cfg), "--learning_rate", "0.01", "--no-progress"]) == 0
     run = tmp_path / "run"
     assert json.loads((run / "status.json").read_text())["status"] == "complete"
@@ -41,9 +42,12 @@ def test_wind_train_writes_a_complete_run_directory(tiny_dir, tmp_path, capsys):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2]
     assert (run / "model" / "model.safetensors").is_file()
-    assert {p.name for p in (run / "plots").iterdir()} >= {"loss.png", "time.png", "kl_ref.png"}
+    plots = {p.name for p in (run / "plots").iterdir()}
+    assert plots >= {"loss.png", "time.png", "kl_ref.png", "eval_win_rate.png"}
     report = (run / "report.md").read_text()
-    assert "| queries | 12 |" in report and "## Samples of the last round" in report
+    assert "## Held-out win rate against the initial policy" in report
+    assert "## Before and after" in report and report.count("| trained | initial |") == 3
+    assert "| queries | 12 |" in report and "## Samples of the last training round" in report
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     # a second run into the same directory is refused without --overwrite
     assert main(["train", "--config", str(cfg), "--no-progress"]) == 2

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from tiny import tiny_model, tiny_tokenizer
@@ -32,9 +30,8 @@ def sample(lm, prompts: list[str], k: int = 2, tau: float = 1.0, max_new: int = 
     tok, model = lm
     ids = encode_prompts(tok, prompts, 200)
     eos = rollout.eos_token_ids(model, tok)
-    args = SimpleNamespace(temperature=tau, top_k=0, top_p=1.0, max_new_tokens=max_new)
     torch.manual_seed(0)
-    config = rollout.sampling_config(args, eos, tok.pad_token_id)
+    config = rollout.sampling_config(eos, tok.pad_token_id, temperature=tau, max_new_tokens=max_new)
     responses, truncated = rollout.generate(model, ids, k, config, eos)
     return ids, responses, truncated, eos
 
@@ -91,8 +88,7 @@ def test_sampler_is_the_tempered_policy_whatever_the_model_generation_config(lm)
     try:
         ids = encode_prompts(tok, ["Say something."], 50)
         eos = rollout.eos_token_ids(model, tok)
-        args = SimpleNamespace(temperature=0.8, top_k=0, top_p=1.0, max_new_tokens=6)
-        config = rollout.sampling_config(args, eos, tok.pad_token_id)
+        config = rollout.sampling_config(eos, tok.pad_token_id, temperature=0.8, max_new_tokens=6)
         out = model.generate(
             input_ids=torch.tensor(ids),
             generation_config=config,

@@ -16,13 +16,14 @@ import sys
 from collections.abc import Sequence
 
 from windalign import __version__
-from windalign.cli import bandit, prepare_model, solve, train
+from windalign.cli import bandit, evaluate, prepare_model, solve, train
 
 #: one module per subcommand, in ``wind --help`` order; append new ones at the end
 SUBCOMMANDS = (
     solve,
     bandit,
     train,
+    evaluate,
     prepare_model,
 )
 

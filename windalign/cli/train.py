@@ -170,12 +170,19 @@ def _build(settings: Any, wind: Any) -> Any:
         peft_config = LoraConfig(task_type="CAUSAL_LM", **settings.peft)
     from windalign.preferences import as_oracle
 
+    eval_dataset = None
+    if settings.eval_prompts is not None:
+        from windalign.llm.data import load_prompts
+
+        eval_dataset = load_prompts(settings.eval_prompts, wind.prompt_column)
+        eval_dataset = eval_dataset[: settings.eval_prompt_count]
     return WINDTrainer(
         model=settings.model,
         ref_model=settings.ref_model,
         args=wind,
         preference=as_oracle(settings.preference, **settings.preference_kwargs),
         train_dataset=settings.prompts,
+        eval_dataset=eval_dataset,
         peft_config=peft_config,
     )
 
@@ -183,6 +190,7 @@ def _build(settings: Any, wind: Any) -> Any:
 def _finish(trainer: Any, rd: Any, config: dict[str, Any], wall: float) -> None:
     from windalign.llm.report import plot_metrics, read_metrics, write_report
 
-    rows = read_metrics(rd.path / "metrics.jsonl")
-    plot_metrics(rows, rd.path / "plots", wall)
-    rd.write("report.md", write_report(rd.path, config, wall, trainer.round_examples(3)))
+    rows, evals = read_metrics(rd.path / "metrics.jsonl")
+    plot_metrics(rows, evals, rd.path / "plots", wall)
+    text = write_report(rd.path, config, wall, trainer.round_examples(3), trainer.last_evaluation)
+    rd.write("report.md", text)

@@ -127,6 +127,12 @@ class WINDConfig(TrainingArguments):
         help="dataset column holding the prompts (text or chat messages); a string",
         check=lambda v: isinstance(v, str) and bool(v),
     )
+    eval_samples: int = option(
+        2,
+        help="responses per held-out prompt and model in the periodic evaluation against the "
+        "initial policy (eval_strategy / eval_steps; eval_dataset = the prompts); an integer >= 1",
+        check=_int_at_least(1),
+    )
     disable_dropout: bool = option(
         True,
         help="turn dropout off in the policy so log-probs are deterministic; true or false",
@@ -224,6 +230,17 @@ class RunSettings:
         help="training prompts: builtin[:train|:heldout] or a .jsonl/.json/.csv/.parquet file "
         "with a prompt column; a string",
         check=lambda v: isinstance(v, str) and bool(v),
+    )
+    eval_prompts: str | None = option(
+        None,
+        help="held-out prompts of the periodic evaluation against the initial policy (set "
+        "eval_strategy: steps and eval_steps): builtin:heldout or a file; a string or null",
+        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+    )
+    eval_prompt_count: int | None = option(
+        None,
+        help="evaluate on the first N of eval_prompts only; an integer >= 1 or null (all)",
+        check=_optional(_int_at_least(1)),
     )
     preference: str = option(
         "heuristic",

@@ -44,18 +44,24 @@ def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 def sampling_config(
-    args: Any, eos_ids: list[int], pad_id: int, max_new_tokens: int | None = None
+    eos_ids: list[int],
+    pad_id: int,
+    *,
+    temperature: float,
+    max_new_tokens: int,
+    top_k: int = 0,
+    top_p: float = 1.0,
 ) -> GenerationConfig:
-    """A sampling ``GenerationConfig`` from ``args`` (temperature, top_k, top_p, max_new_tokens).
+    """A sampling ``GenerationConfig``: the tempered policy, unless ``top_k`` / ``top_p``.
 
     Every processor that would change the distribution is set to its neutral value explicitly,
     because ``generate`` fills unset (None) fields from the model's own generation config.
     """
     return GenerationConfig(
         do_sample=True,
-        temperature=float(args.temperature),
-        top_k=int(args.top_k),
-        top_p=float(args.top_p),
+        temperature=float(temperature),
+        top_k=int(top_k),
+        top_p=float(top_p),
         min_p=0.0,
         typical_p=1.0,
         epsilon_cutoff=0.0,
@@ -65,7 +71,7 @@ def sampling_config(
         no_repeat_ngram_size=0,
         min_new_tokens=0,
         num_beams=1,
-        max_new_tokens=int(max_new_tokens or args.max_new_tokens),
+        max_new_tokens=int(max_new_tokens),
         eos_token_id=eos_ids,
         pad_token_id=pad_id,
         use_cache=True,

@@ -54,7 +54,7 @@ from windalign.preferences import as_oracle
 
 METRICS = "metrics.jsonl"
 STATE = "windalign_state_{rank}.pt"
-TIMERS = ("generate", "reference", "old_logprobs", "oracle", "train")
+TIMERS = ("generate", "reference", "old_logprobs", "oracle", "train", "evaluate")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -151,8 +151,8 @@ class WINDTrainer(Trainer):
         self.use_ref = self.hp.get("beta", 0.0) > 0 or (
             self.spec.sampling == "nash-md" and self.hp["alpha"] > 0
         )
-        self.ref_model = None
-        if self.use_ref and peft_config is None:
+        self.ref_model = None  # also the baseline of the periodic evaluation (the initial policy)
+        if (self.use_ref or self.eval_prompts is not None) and peft_config is None:
             if ref_model is None:
                 ref_model = copy.deepcopy(model)
             self.ref_model = _load_model(ref_model, "ref_model").eval().requires_grad_(False)
@@ -162,6 +162,7 @@ class WINDTrainer(Trainer):
             args=args,
             data_collator=_first,
             train_dataset=_Plan(n_micro),
+            eval_dataset=self.eval_prompts,
             processing_class=tokenizer,
             callbacks=callbacks,
             optimizers=optimizers,
@@ -172,9 +173,19 @@ class WINDTrainer(Trainer):
         self.anchor = EMAAnchor(self.model) if self.spec.sampling == "jbond" else None
         self.eos_ids = rollout.eos_token_ids(self.model, tokenizer)
         self.pad_id = tokenizer.pad_token_id
-        self.gen_config = rollout.sampling_config(args, self.eos_ids, self.pad_id)
+        self.gen_config = rollout.sampling_config(
+            self.eos_ids,
+            self.pad_id,
+            temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens,
+            top_k=args.top_k,
+            top_p=args.top_p,
+        )
         self.round: Round | None = None
-        self.counters: dict[str, float] = defaultdict(float)
+        self.last_evaluation: Any = None
+        names = ("rounds", "samples", "tokens", "queries", "oracle_calls")
+        names += tuple(f"seconds_{t}" for t in TIMERS)
+        self.counters: dict[str, float] = defaultdict(float, dict.fromkeys(names, 0.0))
         self._window: dict[str, list[float]] = defaultdict(list)
         self.add_callback(_WindCallback(self))
         if self.args.disable_tqdm is False:
@@ -203,12 +214,10 @@ class WINDTrainer(Trainer):
             out.append(int(order[g % n]))
         return out
 
-    def _round_seed(self, r: int) -> int:
-        return int(
-            np.random.SeedSequence([self.args.seed, r, self.args.process_index]).generate_state(1)[
-                0
-            ]
-        )
+    def _seed(self, *keys: int) -> int:
+        """A seed that is a function of (seed, keys, process) only: rounds replay exactly."""
+        entropy = [self.args.seed, *keys, self.args.process_index]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     # ---- one round: sample, score, record -----------------------------------------------------
 
@@ -274,7 +283,7 @@ class WINDTrainer(Trainer):
         responses, truncated = [], []
         devices = [self.args.device] if self.args.device.type == "cuda" else []
         with self._timer("generate"), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self._round_seed(r))
+            torch.manual_seed(self._seed(r))
             for s in range(0, len(prompts), args.generation_batch_size):
                 ids, cut = self._generate(policy, prompts[s : s + args.generation_batch_size])
                 responses += ids
@@ -386,6 +395,45 @@ class WINDTrainer(Trainer):
         self.counters["seconds_train"] += elapsed
         return loss
 
+    # ---- evaluation against the initial policy -------------------------------------------------
+
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        """Held-out win rate of the policy against the reference (by default the initial
+        policy) under the training oracle, with ``KL(policy || reference)``
+        (:func:`windalign.llm.evaluate.evaluate`); logged and returned as ``eval_*``."""
+        from windalign.llm.evaluate import evaluate
+
+        prompts = self.eval_prompts
+        if eval_dataset is not None:
+            prompts = load_prompts(eval_dataset, self.args.prompt_column)
+        if prompts is None:
+            raise ValueError("evaluation needs prompts: pass eval_dataset to WINDTrainer")
+        args = self.args
+        reference, context = self._reference()
+        start = time.perf_counter()
+        result = evaluate(
+            self.accelerator.unwrap_model(self.model),
+            reference,
+            self.processing_class,
+            prompts,
+            self.oracle,
+            samples=args.eval_samples,
+            temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens,
+            max_prompt_length=args.max_prompt_length,
+            batch_size=args.generation_batch_size,
+            seed=self._seed(self.state.global_step, 1),  # its own stream
+            baseline_context=context,
+        )
+        self.counters["seconds_evaluate"] += time.perf_counter() - start
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in result.summary.items()}
+        self.last_evaluation = result
+        self.log(dict(metrics))
+        self.control = self.callback_handler.on_evaluate(args, self.state, self.control, metrics)
+        return metrics
+
     # ---- logging ------------------------------------------------------------------------------
 
     def _check_finite(self, what: str, value: torch.Tensor, step: int) -> None:
@@ -401,11 +449,12 @@ class WINDTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the window's objective stats and the run's counters (summed over processes)."""
-        if "loss" in logs:  # a training log (not the final summary)
+        if "loss" in logs:  # a training log: the window's means
             for key, values in self._window.items():
                 finite = [v for v in values if math.isfinite(v)]
                 logs[key] = float(np.mean(finite)) if finite else float("nan")
             self._window.clear()
+        if "train_runtime" not in logs:  # every log but the final summary: the costs so far
             names = sorted(self.counters)
             totals = torch.tensor([self.counters[n] for n in names], dtype=torch.float64)
             if self.args.world_size > 1:

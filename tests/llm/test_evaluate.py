@@ -1,0 +1,82 @@
+"""Held-out evaluation: win rate with its interval, KL estimate, periodic eval, wind evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import count_a
+from tiny import save_tiny, tiny_model, tiny_tokenizer
+
+from windalign.cli import main
+from windalign.llm import WINDConfig, WINDTrainer
+from windalign.llm.evaluate import evaluate, mean_interval
+from windalign.preferences import RewardFunctionOracle
+
+PROMPTS = ["Say hi.", "Name a fruit.", "Count to three.", "Write a word."]
+
+
+def test_interval_is_student_t_over_prompts():
+    mean, _, hi = mean_interval([0.2, 0.4, 0.9, 0.5])
+    assert mean == pytest.approx(0.5)
+    assert hi - mean == pytest.approx(3.182446 * 0.294392 / 2, rel=1e-4)
+    assert mean_interval([0.3])[1] != mean_interval([0.3])[1]  # one prompt: no interval (NaN)
+
+
+def test_a_model_against_itself_has_zero_kl_and_a_fair_win_rate():
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, seed=2)
+    oracle = RewardFunctionOracle(count_a)
+    result = evaluate(model, model, tok, PROMPTS, oracle, samples=3, max_new_tokens=6)
+    s = result.summary
+    assert s["kl"] == 0 and s["prompts"] == 4 and s["samples"] == 3
+    assert s["win_rate_lo"] < 0.5 < s["win_rate_hi"]
+    assert oracle.counters.queries == 4 * 9  # every policy sample against every baseline sample
+
+
+def test_win_rate_and_kl_match_a_direct_computation():
+    tok = tiny_tokenizer()
+    a, b = tiny_model(tok, seed=2), tiny_model(tok, seed=3)
+    oracle = RewardFunctionOracle(count_a)
+    result = evaluate(a, b, tok, PROMPTS[:2], oracle, samples=2, max_new_tokens=5)
+    for row in result.per_prompt:
+        r = torch.tensor(count_a([row["prompt"]], [row["policy"] + row["baseline"]])[0])
+        want = torch.sigmoid(r[:2, None] - r[None, 2:]).mean().item()
+        assert row["win_rate"] == pytest.approx(want, abs=1e-6)
+    assert result.summary["kl"] != 0
+
+
+def test_trainer_evaluates_against_the_initial_policy_every_few_steps(tiny_dir, tmp_path):
+    args = WINDConfig(
+        output_dir=str(tmp_path / "run"), use_cpu=True, max_steps=2, per_device_train_batch_size=2,
+        num_samples=3, max_new_tokens=6, save_strategy="no", disable_tqdm=True, beta=0.0,
+        eval_strategy="steps", eval_steps=2, eval_on_start=True, eval_samples=2,
+    )  # fmt: skip
+    tr = WINDTrainer(
+        str(tiny_dir), args=args, preference=count_a, train_dataset=PROMPTS, eval_dataset=PROMPTS
+    )
+    assert tr.ref_model is not None  # built for the evaluation although beta = 0
+    tr.train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval_win_rate" in r]
+    assert [r["step"] for r in evals] == [0, 2]
+    assert evals[0]["eval_kl"] == 0 and evals[0]["queries"] == 0
+    assert evals[1]["queries"] == 2 * 2 * 3 and evals[1]["eval_kl"] != 0
+
+
+def test_wind_evaluate_writes_report_and_results(tmp_path, capsys):
+    a, b = save_tiny(tmp_path / "a", seed=1), save_tiny(tmp_path / "b", seed=2)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(a), "--baseline", str(b), "--prompts", str(prompts),
+            "--preference", "heuristic", "--samples", "2", "--max-new-tokens", "5",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["summary"]["prompts"] == 4 and len(results["prompts"]) == 4
+    assert "| win rate P(policy > baseline) |" in (out / "report.md").read_text()
+    assert json.loads((out / "status.json").read_text())["status"] == "complete"
+    assert "win rate" in capsys.readouterr().out
+    assert main([*argv[:-2], "--out", str(out), "--samples", "0"]) == 2

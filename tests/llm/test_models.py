@@ -177,7 +177,11 @@ def test_one_wind_round_on_the_real_smollm2(smollm2, tmp_path):
         save_strategy="no",
         disable_tqdm=True,
     )
-    tr = WINDTrainer(str(smollm2), args=args, preference="heuristic", train_dataset=["Say hi."])
+
+    def distinct(prompts, responses):  # different texts get different rewards: a nonzero step
+        return [[len(y) + 1e-3 * sum(map(ord, y)) for y in ys] for ys in responses]
+
+    tr = WINDTrainer(str(smollm2), args=args, preference=distinct, train_dataset=["Say hi."])
     im_start, im_end = (
         tr.processing_class.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>")
     )

@@ -7,12 +7,14 @@ run settings (model, prompts, preference, peft); ``--KEY VALUE`` overrides one k
 read as YAML). Everything is validated before any model loads. The run directory
 (``output_dir``) gets ``status.json``, ``config.yaml``, ``metrics.jsonl``, checkpoints (complete
 ones marked), the final ``model/`` (or adapter), ``plots/`` and ``report.md``. Every key is
-documented in docs/llm-config.md.
+documented in docs/llm-config.md. Several processes: ``--accelerate_config ddp|fsdp2|zero2|zero3
+--num_processes N`` (or ``accelerate launch -m windalign.cli train ...``; docs/distributed.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import time
 from dataclasses import fields
@@ -45,6 +47,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(  # several processes (issue 8, docs/distributed.md)
+        "--accelerate_config",
+        default=None,
+        metavar="PRESET|FILE",
+        help="train on several processes: run this command again through `accelerate launch` "
+        "with a preset (ddp, fsdp2, zero2, zero3) or your own accelerate config file",
+    )
+    p.add_argument(
+        "--num_processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes for --accelerate_config (default: the config file's, or one per GPU)",
+    )
     p.set_defaults(func=run, accepts_extra=True)
     return p
 
@@ -128,21 +144,35 @@ def run(args: argparse.Namespace) -> int:
         raw["disable_tqdm"] = True
     settings, wind = split_config(raw)
     config = resolved(settings, wind, raw)
+    if args.accelerate_config is not None or args.num_processes is not None:
+        from windalign.llm.launch import relaunch
+
+        return relaunch(args.argv, args.accelerate_config, args.num_processes, wind.use_cpu)
+    from windalign.llm.distributed import check_launch, main_decides
     from windalign.rundir import RunDir
 
+    check_launch(wind)
     out = Path(wind.output_dir)
-    with RunDir(out, command=args.argv, overwrite=args.overwrite, resume=resume is not None) as rd:
-        if resume is not None:
-            _check_same_config(out / "config.yaml", config)
-        else:
-            rd.write("config.yaml", yaml.safe_dump(config, sort_keys=False))
+    main = wind.process_index == 0  # several processes: only the main one owns the run directory
+    with contextlib.ExitStack() as stack:
+        with main_decides(wind):  # the other processes wait for it to open the directory
+            rd = None
+            if main:
+                rundir = RunDir(out, args.argv, overwrite=args.overwrite, resume=resume is not None)
+                rd = stack.enter_context(rundir)
+                if resume is not None:
+                    _check_same_config(out / "config.yaml", config)
+                else:
+                    rd.write("config.yaml", yaml.safe_dump(config, sort_keys=False))
         trainer = _build(settings, wind)
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=resume)
         wall = time.perf_counter() - start
-        trainer.save_model(str(out / "model"))
-        _finish(trainer, rd, config, wall)
-    print(f"wrote {out}/ (model/, metrics.jsonl, report.md, plots/, checkpoints)")
+        trainer.save_model(str(out / "model"))  # on every process (FSDP2 / ZeRO-3 gather)
+        if rd is not None:
+            _finish(trainer, rd, config, wall)
+    if main:
+        print(f"wrote {out}/ (model/, metrics.jsonl, report.md, plots/, checkpoints)")
     return 0
 
 

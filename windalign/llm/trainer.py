@@ -13,7 +13,6 @@ drawn under a generator seeded by the same, and a checkpoint stores the round in
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -38,7 +37,7 @@ from transformers import (
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import rotate_checkpoints
 
-from windalign.llm import rollout
+from windalign.llm import distributed, rollout
 from windalign.llm.config import WINDConfig
 from windalign.llm.data import encode_prompts, load_prompts, prompt_text
 from windalign.llm.state import (
@@ -139,7 +138,7 @@ class WINDTrainer(Trainer):
         self.eval_prompts = (
             load_prompts(eval_dataset, args.prompt_column) if eval_dataset is not None else None
         )
-        model = _load_model(model, "model")
+        source, model = model, _load_model(model, "model")
         if peft_config is not None:
             from peft import get_peft_model
 
@@ -154,7 +153,7 @@ class WINDTrainer(Trainer):
         self.ref_model = None  # also the baseline of the periodic evaluation (the initial policy)
         if (self.use_ref or self.eval_prompts is not None) and peft_config is None:
             if ref_model is None:
-                ref_model = copy.deepcopy(model)
+                ref_model = distributed.initial_copy(model, source)  # ZeRO-3: the folder
             self.ref_model = _load_model(ref_model, "ref_model").eval().requires_grad_(False)
         n_micro = self._plan_steps(args) * args.gradient_accumulation_steps
         super().__init__(
@@ -168,8 +167,7 @@ class WINDTrainer(Trainer):
             optimizers=optimizers,
         )
         self.loss_is_scaled_for_ga = False  # compute_loss returns a per-prompt mean
-        if self.ref_model is not None:
-            self.ref_model.to(self.accelerator.device)
+        distributed.prepare_for_engine(self)  # the reference on the device / sharded (issue 8)
         self.anchor = EMAAnchor(self.model) if self.spec.sampling == "jbond" else None
         self.eos_ids = rollout.eos_token_ids(self.model, tokenizer)
         self.pad_id = tokenizer.pad_token_id
@@ -241,11 +239,11 @@ class WINDTrainer(Trainer):
         K, gc, eos = self.args.num_samples, self.gen_config, self.eos_ids
         sampling = self.spec.sampling
         if sampling == "policy":
-            return rollout.generate(policy, prompts, K, gc, eos)
-        own, own_t = rollout.generate(policy, prompts, 1, gc, eos)
+            return self._sample(policy, prompts, K, gc, eos)
+        own, own_t = self._sample(policy, prompts, 1, gc, eos)
         if sampling == "jbond":
             with self.anchor.swapped():
-                other, other_t = rollout.generate(policy, prompts, K - 1, gc, eos)
+                other, other_t = self._sample(policy, prompts, K - 1, gc, eos)
         else:  # nash-md: opponents from the token-level geometric mixture with the reference
             ref, context = self._reference()
 
@@ -258,9 +256,15 @@ class WINDTrainer(Trainer):
             def mixture(mask: torch.Tensor) -> rollout.GeometricMixture:
                 return rollout.GeometricMixture(run_ref, self.hp["alpha"], mask, name)
 
-            other, other_t = rollout.generate(policy, prompts, K - 1, gc, eos, mixture)
+            other, other_t = self._sample(policy, prompts, K - 1, gc, eos, mixture)
         ids = [a + b for a, b in zip(own, other, strict=True)]
         return ids, [a + b for a, b in zip(own_t, other_t, strict=True)]
+
+    def _sample(self, policy: Any, *args: Any) -> tuple[list, list]:
+        """``rollout.generate`` on gathered parameters under FSDP2 / ZeRO-3 (issue 8)."""
+        mixture = self.spec.sampling == "nash-md" and len(args) > 4
+        with distributed.gathered_for_generation(self, with_reference=mixture):
+            return rollout.generate(policy, *args)
 
     def _logprobs(self, model: Any, prompts: list[list[int]], responses: list[list[int]]) -> Any:
         return rollout.logprobs_no_grad(
@@ -448,18 +452,13 @@ class WINDTrainer(Trainer):
             )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the window's objective stats and the run's counters (summed over processes)."""
-        if "loss" in logs:  # a training log: the window's means
-            for key, values in self._window.items():
-                finite = [v for v in values if math.isfinite(v)]
-                logs[key] = float(np.mean(finite)) if finite else float("nan")
+        """Add the window's objective stats and the run's counters, over every process
+        (:func:`~windalign.llm.distributed.counters_over_processes`)."""
+        if "loss" in logs:  # a training log: the window's means (over every process)
+            logs.update(distributed.mean_over_processes(self.accelerator, self._window))
             self._window.clear()
         if "train_runtime" not in logs:  # every log but the final summary: the costs so far
-            names = sorted(self.counters)
-            totals = torch.tensor([self.counters[n] for n in names], dtype=torch.float64)
-            if self.args.world_size > 1:
-                totals = self.accelerator.reduce(totals.to(self.args.device), "sum").cpu()
-            logs.update({n: float(v) for n, v in zip(names, totals.tolist(), strict=True)})
+            logs.update(distributed.counters_over_processes(self.accelerator, self.counters))
         super().log(logs, start_time)
         if self.args.should_save:
             row = {"step": self.state.global_step, **logs}
@@ -480,6 +479,7 @@ class WINDTrainer(Trainer):
         folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
         if self.args.should_save and folder.exists():
             shutil.rmtree(folder)  # an incomplete leftover of a killed run
+        self.accelerator.wait_for_everyone()  # issue 8: nobody writes into it before that
         limit, self.args.save_total_limit = self.args.save_total_limit, None
         try:
             super()._save_checkpoint(model, trial)
@@ -491,6 +491,7 @@ class WINDTrainer(Trainer):
             "oracle": self.oracle.counters.as_dict(),
             "anchor": self.anchor.state_dict() if self.anchor is not None else None,
         }
+        folder.mkdir(parents=True, exist_ok=True)  # issue 8: a process that saved nothing yet
         torch.save(state, folder / STATE.format(rank=self.args.process_index))
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
@@ -499,8 +500,10 @@ class WINDTrainer(Trainer):
             )
             rotate_checkpoints(str(folder.parent), limit, self.state.best_model_checkpoint)
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
+    def _load_wind_state(self, resume_from_checkpoint: str) -> None:
+        """This process's round, counters and J-BOND anchor from a checkpoint; called when
+        training begins, after the engine prepared the model (DeepSpeed never calls
+        ``_load_from_checkpoint``)."""
         path = Path(resume_from_checkpoint) / STATE.format(rank=self.args.process_index)
         state = torch.load(path, weights_only=True)
         self.round = Round.from_state_dict(state["round"]) if state["round"] else None
@@ -525,9 +528,23 @@ class WINDTrainer(Trainer):
                     f"saving) or not a checkpoint; the last complete one is "
                     f"{last_complete_checkpoint(out)}"
                 )
-        if self.args.should_save:
-            self._clean_run_dir(out, resume_from_checkpoint)
-        return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
+        # issue 8: one run per output_dir (a lock on the main process), as many processes as
+        # the checkpoint's, and the WIND state loaded once the engine has prepared the model
+        distributed.check_resume(resume_from_checkpoint, self.args.world_size)
+        self._resume_from = resume_from_checkpoint or None
+        with distributed.output_dir_lock(self.args):
+            if self.args.should_save:
+                self._clean_run_dir(out, resume_from_checkpoint)
+            self.accelerator.wait_for_everyone()
+            return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
+
+    def _begin_training(self) -> None:
+        """Called when training begins (the engine has prepared the model): J-BOND's anchor on
+        the engine's parameters under FSDP2 / DeepSpeed, the resumed checkpoint's WIND state."""
+        if self.anchor is not None and not isinstance(self.anchor, distributed.ShardedEMAAnchor):
+            self.anchor = distributed.anchor_for_engine(self) or self.anchor
+        if getattr(self, "_resume_from", None):
+            self._load_wind_state(self._resume_from)
 
     def _clean_run_dir(self, out: Path, resume: str | None) -> None:
         """Drop incomplete checkpoints and the metrics logged after the resumed step."""
@@ -554,6 +571,9 @@ class _WindCallback(TrainerCallback):
 
     def __init__(self, trainer: WINDTrainer) -> None:
         self.trainer, self.start = trainer, 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer._begin_training()
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.start = time.perf_counter()

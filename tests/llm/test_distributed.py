@@ -1,0 +1,343 @@
+"""THEORY.md 8, property 9 on two processes: ``wind train`` on 2 gloo processes (CPU, tiny model).
+
+One run of ``wind train --accelerate_config ddp --num_processes 2`` is checked for what a
+multi-process run must do: it completes, the main process alone writes the run directory, the
+processes sample disjoint prompts, the logged costs are sums over the processes, and its first
+gradient step equals one process's step on the union of both processes' prompts and samples
+(read back from ``checkpoint-1``). Then a second 2-process run (``torchrun``) is killed with
+SIGKILL and resumed, and must end with the first run's weights. Processes that were launched as
+two but would each train alone, and a second run into a locked ``output_dir``, are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from windalign.cli import main
+from windalign.llm import launch, rollout
+from windalign.llm.distributed import check_resume
+from windalign.llm.state import COMPLETE
+from windalign.objectives import SampleBatch, compute_loss
+from windalign.rundir import RunDirError
+
+WIND = [sys.executable, "-m", "windalign.cli"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+K, PROMPTS, STEPS, LR, BETA = 3, 2, 5, 0.1, 0.1  # per process: PROMPTS prompts, K samples each
+
+
+def write_config(tmp_path: Path, tiny_dir: Path, **kw) -> Path:
+    cfg = {
+        "model": str(tiny_dir),
+        "prompts": "builtin:train",
+        "preference": "heuristic",
+        "objective": "wind-squared",
+        "beta": BETA,  # the reference is used
+        "num_samples": K,
+        "max_new_tokens": 8,
+        "max_steps": STEPS,
+        "per_device_train_batch_size": PROMPTS,
+        "save_steps": 1,
+        "optim": "sgd",  # the update is proportional to the gradient (Adam's first is its sign)
+        "learning_rate": LR,
+        "use_cpu": True,  # gloo
+        "seed": 5,
+        "disable_tqdm": True,
+        **kw,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run(cmd: list, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=timeout)
+
+
+def metrics(out: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if "loss" in r]
+
+
+def one_process_step(tiny_dir: Path, checkpoint: Path) -> tuple[dict, float, float]:
+    """Weights, loss and gradient norm after one process's first step (SGD, gradient clipped
+    at 1, like the trainer) on both processes' round 0, as saved in ``checkpoint``."""
+    rounds = [
+        torch.load(checkpoint / f"windalign_state_{rank}.pt", weights_only=True)["round"]
+        for rank in (0, 1)
+    ]
+    assert [r["index"] for r in rounds] == [0, 0]
+    assert not set(rounds[0]["prompt_index"]) & set(rounds[1]["prompt_index"])  # sharded
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32).train()
+    prompts = [p for r in rounds for p in r["prompt_ids"] for _ in range(K)]
+    responses = [y for r in rounds for ys in r["responses"] for y in ys]
+    packed = rollout.pack(prompts, responses, tokenizer.pad_token_id, "cpu")
+    logp = rollout.sequence_logprobs(model, packed, 1.0).view(2 * PROMPTS, K).double()
+    # the samples are the ones the processes scored: their log-probs at the initial weights
+    recorded = torch.cat([r["logp_old"] for r in rounds])
+    torch.testing.assert_close(logp.detach(), recorded, rtol=0, atol=1e-5)
+    cat = lambda key: torch.cat([r[key] for r in rounds])  # noqa: E731
+    batch = SampleBatch(logp, logp.detach(), cat("logp_ref"), cat("prefs"))
+    loss = compute_loss("wind-squared", batch, beta=BETA).loss.float()
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= LR * p.grad
+    return model.state_dict(), loss.item(), norm.item()
+
+
+def test_two_processes_sum_costs_match_one_process_and_resume_after_sigkill(tiny_dir, tmp_path):
+    config = write_config(tmp_path, tiny_dir)
+    straight = tmp_path / "straight"
+    launch_ddp = ["--accelerate_config", "ddp", "--num_processes", "2"]
+    done = run([*WIND, "train", "--config", config, "--output_dir", straight, *launch_ddp])
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    # one run directory, written by the main process only
+    status = json.loads((straight / "status.json").read_text())
+    assert status["status"] == "complete" and "--accelerate_config" not in status["command"]
+    assert (straight / "model" / "model.safetensors").is_file()
+    assert (straight / "report.md").is_file() and (straight / "plots" / "loss.png").is_file()
+    assert sorted(p.name for p in straight.glob("checkpoint-*")) == [
+        f"checkpoint-{s}" for s in range(1, STEPS + 1)
+    ]
+    for step in range(1, STEPS + 1):  # every process's RNG and WIND state, marked complete
+        ck = straight / f"checkpoint-{step}"
+        names = {p.name for p in ck.iterdir()}
+        assert {"rng_state_0.pth", "rng_state_1.pth"} <= names
+        assert {"windalign_state_0.pt", "windalign_state_1.pt"} <= names
+        assert json.loads((ck / COMPLETE).read_text())["processes"] == 2
+
+    # the costs are sums over the 2 processes, logged once per step; rounds are shared
+    rows = metrics(straight)
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    for r in rows:
+        s = r["step"]
+        assert r["rounds"] == s
+        assert r["samples"] == 2 * PROMPTS * K * s
+        assert r["queries"] == r["oracle_calls"] == 2 * PROMPTS * K * (K - 1) // 2 * s
+
+    # the first gradient step is one process's step on the union of the two rounds
+    weights, loss, grad_norm = one_process_step(tiny_dir, straight / "checkpoint-1")
+    assert rows[0]["loss"] == pytest.approx(loss, rel=1e-5)
+    assert rows[0]["grad_norm"] == pytest.approx(grad_norm, rel=1e-4)
+    after = load_file(str(straight / "checkpoint-1" / "model.safetensors"))
+    initial = load_file(str(tiny_dir / "model.safetensors"))
+    moved = 0.0
+    for name, value in after.items():
+        torch.testing.assert_close(value, weights[name], rtol=1e-5, atol=1e-6, msg=name)
+        moved = max(moved, (value - initial[name]).abs().max().item())
+    assert moved > 1e-3  # the step is large enough for the comparison to mean something
+
+    # a second 2-process run (torchrun), killed with SIGKILL after checkpoint-2, then resumed
+    killed = tmp_path / "killed"
+    cmd = [*TORCHRUN, "-m", "windalign.cli", "train", "--config", config, "--output_dir", killed]
+    proc = subprocess.Popen(
+        list(map(str, cmd)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the launcher and both workers
+    )
+    deadline = time.time() + 180
+    while not (killed / "checkpoint-2" / COMPLETE).exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before checkpoint-2"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads((killed / "status.json").read_text())["status"] == "running"
+    assert not (killed / "model").exists()
+    resumed = run([*cmd, "--resume_from_checkpoint"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((killed / "status.json").read_text())["status"] == "complete"
+    a = load_file(str(straight / "model" / "model.safetensors"))
+    b = load_file(str(killed / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    keys = ("step", "loss", "grad_norm", "samples", "queries")
+    assert [[r[k] for k in keys] for r in metrics(killed)] == [[r[k] for k in keys] for r in rows]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="without use_cpu these would use the GPUs")
+def test_processes_launched_as_two_that_would_train_alone_are_refused(tiny_dir, tmp_path):
+    """Without use_cpu on a machine without GPUs, each launched process would train as a
+    process 0 of 1 and both would write into one output_dir: both stop before writing."""
+    config = write_config(tmp_path, tiny_dir, use_cpu=False)
+    out = tmp_path / "run"
+    done = run([*TORCHRUN, "-m", "windalign.cli", "train", "--config", config, "--output_dir", out])
+    assert done.returncode != 0
+    assert "was launched as one of 2 (WORLD_SIZE=2)" in done.stderr, done.stderr[-3000:]
+    assert "set use_cpu: true" in done.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_second_run_into_a_locked_output_dir_is_refused(tiny_dir, tmp_path):
+    """Two single-process runs into one output_dir (Python API): the second is refused while
+    the first holds the lock, and a dead holder's lock does not block."""
+    from windalign.llm import WINDConfig, WINDTrainer
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from windalign.llm.distributed import _take_lock; "
+            f"_take_lock(Path({str(out)!r})); print('locked', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        args = WINDConfig(
+            output_dir=str(out),
+            num_samples=2,
+            max_new_tokens=4,
+            max_steps=1,
+            per_device_train_batch_size=1,
+            save_strategy="no",
+            use_cpu=True,
+            disable_tqdm=True,
+            report_to=[],
+        )
+        tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+        model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+        trainer = WINDTrainer(
+            model, args=args, preference="heuristic", train_dataset=["a b"] * 4,
+            processing_class=tokenizer,
+        )  # fmt: skip
+        refused = f"in use by another training process \\(pid {holder.pid}\\)"
+        with pytest.raises(RunDirError, match=refused):
+            trainer.train()
+        assert not (out / "metrics.jsonl").exists()  # refused before writing anything
+    finally:
+        holder.kill()  # SIGKILL: its lock is stale now
+        holder.wait()
+    trainer.train()
+    assert (out / "metrics.jsonl").is_file()
+
+
+FSDP2_WORKER = """
+import sys, copy, torch, torch.distributed as dist
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from tiny import tiny_model, tiny_tokenizer
+from torch.distributed.fsdp import fully_shard
+from windalign.llm.distributed import ShardedEMAAnchor, _fsdp2_gathered, _fsdp2_reshard
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+tok = tiny_tokenizer()
+model = tiny_model(tok, seed=0)  # the same initial weights on both processes
+plain = copy.deepcopy(model)
+for layer in model.model.layers:
+    fully_shard(layer)
+fully_shard(model)
+params = [p for p in model.parameters() if p.requires_grad]
+anchor = ShardedEMAAnchor(lambda: [p.to_local() for p in params], lambda: _fsdp2_reshard([model]))
+with torch.no_grad():  # an optimizer step on the shards, then one EMA step
+    for p in params:
+        p.to_local().add_(0.01 * (rank + 1))
+now = [p.full_tensor().clone() for p in params]
+anchor.update(0.25)
+ids = torch.tensor([[tok.bos_token_id, 10, 11]])
+n = 3 + 5 * rank  # the processes generate different numbers of tokens
+with _fsdp2_gathered([model]):
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                         max_new_tokens=n, min_new_tokens=n, synced_gpus=False,
+                         pad_token_id=tok.pad_token_id)
+assert out.shape[1] - 3 == n
+expected = [0.75 * a.detach() + 0.25 * b for a, b in zip(plain.parameters(), now)]
+x = torch.tensor([[tok.bos_token_id, 12, 13, 14]])
+with anchor.swapped():
+    got = [p.full_tensor() for p in params]
+    logits = model(x).logits
+with torch.no_grad():
+    for p, e in zip(plain.parameters(), expected):
+        p.copy_(e)
+assert max((a - b).abs().max().item() for a, b in zip(got, expected)) < 1e-6
+assert (logits - plain(x).logits).abs().max().item() < 1e-5
+assert all(torch.equal(p.full_tensor(), b) for p, b in zip(params, now))  # restored exactly
+(Path(sys.argv[2]) / f"ok-{rank}").write_text(str(n))
+dist.destroy_process_group()
+"""
+
+
+def test_fsdp2_generation_and_sharded_anchor_on_two_gloo_processes(tmp_path):
+    """The FSDP2 helpers on a tiny model sharded by hand (``fully_shard`` per layer, 2 gloo
+    processes; not accelerate's FSDP2 engine, which needs GPUs): the processes generate
+    different numbers of tokens on gathered parameters without waiting on each other, and the
+    anchor kept on the shards is the EMA of the full parameters, runs as the model inside
+    ``swapped()`` and is swapped out exactly."""
+    script = tmp_path / "fsdp2_worker.py"
+    script.write_text(FSDP2_WORKER)
+    done = run([*TORCHRUN, script, Path(__file__).parent, tmp_path], timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [(tmp_path / f"ok-{rank}").read_text() for rank in (0, 1)] == ["3", "8"]
+
+
+def test_a_checkpoint_resumes_only_on_as_many_processes(tmp_path):
+    ck = tmp_path / "checkpoint-3"
+    ck.mkdir()
+    (ck / COMPLETE).write_text(json.dumps({"step": 3, "processes": 2}))
+    check_resume(ck, 2)
+    with pytest.raises(ValueError, match="written by 2 process\\(es\\) and cannot resume on 1"):
+        check_resume(ck, 1)
+
+
+def test_presets_are_accelerate_configs_and_the_launch_command(monkeypatch):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    kinds = {"ddp": "MULTI_GPU", "fsdp2": "FSDP", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED"}
+    for name, kind in kinds.items():
+        config = load_config_from_file(str(launch.preset_path(name)))
+        assert config.distributed_type.value == kind and config.mixed_precision == "no"
+    argv = ["wind", "train", "--config", "c.yaml", "--accelerate_config", "ddp", "--lr", "1"]
+    cmd = launch.launch_command([*argv, "--num_processes=2"], "ddp", 2, use_cpu=True)
+    assert cmd[1:5] == ["-m", "accelerate.commands.launch", "--config_file", cmd[4]]
+    assert cmd[4] == str(launch.preset_path("ddp"))
+    assert cmd[5:] == [
+        "--num_processes", "2", "--main_process_port", "0",
+        "-m", "windalign.cli", "train", "--config", "c.yaml", "--lr", "1",
+    ]  # fmt: skip
+
+
+def test_a_preset_that_cannot_run_here_is_refused_with_the_reason(
+    tiny_dir, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(launch, "_gpus", lambda: 0)
+    monkeypatch.setattr(launch, "_has_deepspeed", lambda: False)
+    config = write_config(tmp_path, tiny_dir, use_cpu=False)
+    base = ["train", "--config", str(config), "--output_dir", str(tmp_path / "run")]
+    cases = {
+        ("fsdp2", "2"): "runs one process per CUDA GPU and this machine has none; use "
+        "--accelerate_config ddp with --use_cpu true",
+        ("zero3", "2"): "needs DeepSpeed, which is not installed here",
+        ("ddp", "2"): "add --use_cpu true to train CPU processes over gloo",
+        ("nope.yaml", "2"): "neither a preset (ddp, fsdp2, zero2, zero3) nor an existing",
+    }
+    for (preset, n), message in cases.items():
+        assert main([*base, "--accelerate_config", preset, "--num_processes", n]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert main([*base, "--num_processes", "2"]) == 2
+    assert "--num_processes needs --accelerate_config" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    own = tmp_path / "two-nodes.yaml"  # a file of your own passes through as is
+    own.write_text("distributed_type: MULTI_GPU\nnum_machines: 2\nmain_process_ip: 10.0.0.1\n")
+    cmd = launch.launch_command(["wind", *base], str(own), None)
+    assert cmd[4] == str(own) and "--main_process_port" not in cmd and "--num_processes" not in cmd

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -31,28 +30,22 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedModel,
-    Trainer,
     TrainerCallback,
 )
 from transformers.trainer_callback import ProgressCallback
-from transformers.trainer_utils import rotate_checkpoints
 
 from windalign.llm import distributed, rollout
+from windalign.llm.callbacks import RoundProgress, WindCallback
 from windalign.llm.config import WINDConfig
 from windalign.llm.data import encode_prompts, load_prompts, prompt_text
+from windalign.llm.resume import METRICS, ResumableTrainer
 from windalign.llm.state import (
     EMAAnchor,
     Round,
-    checkpoints,
-    is_complete,
-    last_complete_checkpoint,
-    mark_complete,
 )
 from windalign.objectives import SampleBatch, compute_loss
 from windalign.preferences import as_oracle
 
-METRICS = "metrics.jsonl"
-STATE = "windalign_state_{rank}.pt"
 TIMERS = ("generate", "reference", "old_logprobs", "oracle", "train", "evaluate")
 
 
@@ -87,7 +80,7 @@ def _load_model(model: Any, what: str) -> PreTrainedModel:
     return model
 
 
-class WINDTrainer(Trainer):
+class WINDTrainer(ResumableTrainer):
     """Train a causal LM with any objective of ``windalign.objectives.LOSSES`` (THEORY.md 8).
 
     ``preference`` is a :class:`~windalign.preferences.PreferenceOracle`, a reward function
@@ -185,10 +178,10 @@ class WINDTrainer(Trainer):
         names += tuple(f"seconds_{t}" for t in TIMERS)
         self.counters: dict[str, float] = defaultdict(float, dict.fromkeys(names, 0.0))
         self._window: dict[str, list[float]] = defaultdict(list)
-        self.add_callback(_WindCallback(self))
+        self.add_callback(WindCallback(self))
         if self.args.disable_tqdm is False:
             self.pop_callback(ProgressCallback)
-            self.add_callback(_RoundProgress(self))
+            self.add_callback(RoundProgress(self))
 
     # ---- the plan: which prompts each round samples ------------------------------------------
 
@@ -472,40 +465,20 @@ class WINDTrainer(Trainer):
         """Positions of the plan in order; each process derives its own prompts (no sharding)."""
         return DataLoader(self.train_dataset, batch_size=1, shuffle=False, collate_fn=_first)
 
-    # ---- checkpoints and exact resume ---------------------------------------------------------
+    # ---- what a checkpoint adds (windalign.llm.resume) -----------------------------------------
 
-    def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        """Save, add WIND's state, mark complete, then rotate (never before the marker)."""
-        folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
-        if self.args.should_save and folder.exists():
-            shutil.rmtree(folder)  # an incomplete leftover of a killed run
-        self.accelerator.wait_for_everyone()  # issue 8: nobody writes into it before that
-        limit, self.args.save_total_limit = self.args.save_total_limit, None
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.args.save_total_limit = limit
-        state = {
+    def extra_state(self) -> dict[str, Any]:
+        """This process's round in progress, counters and J-BOND anchor, for a checkpoint."""
+        return {
             "round": self.round.state_dict() if self.round is not None else None,
             "counters": dict(self.counters),
             "oracle": self.oracle.counters.as_dict(),
             "anchor": self.anchor.state_dict() if self.anchor is not None else None,
         }
-        folder.mkdir(parents=True, exist_ok=True)  # issue 8: a process that saved nothing yet
-        torch.save(state, folder / STATE.format(rank=self.args.process_index))
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            mark_complete(
-                folder, {"step": self.state.global_step, "processes": self.args.world_size}
-            )
-            rotate_checkpoints(str(folder.parent), limit, self.state.best_model_checkpoint)
 
-    def _load_wind_state(self, resume_from_checkpoint: str) -> None:
-        """This process's round, counters and J-BOND anchor from a checkpoint; called when
-        training begins, after the engine prepared the model (DeepSpeed never calls
-        ``_load_from_checkpoint``)."""
-        path = Path(resume_from_checkpoint) / STATE.format(rank=self.args.process_index)
-        state = torch.load(path, weights_only=True)
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state` (called when training begins, after the engine prepared
+        the model: DeepSpeed never calls ``_load_from_checkpoint``)."""
         self.round = Round.from_state_dict(state["round"]) if state["round"] else None
         self.counters = defaultdict(float, state["counters"])
         for key, value in state["oracle"].items():
@@ -513,109 +486,9 @@ class WINDTrainer(Trainer):
         if self.anchor is not None:
             self.anchor.load_state_dict(state["anchor"])
 
-    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
-        """``Trainer.train`` that resumes only from complete checkpoints (``True`` = the last)."""
-        out = Path(self.args.output_dir)
-        if resume_from_checkpoint is True:
-            found = last_complete_checkpoint(out)
-            if found is None:
-                raise ValueError(f"no complete checkpoint in {str(out)!r} to resume from")
-            resume_from_checkpoint = str(found)
-        elif resume_from_checkpoint:
-            if not is_complete(resume_from_checkpoint):
-                raise ValueError(
-                    f"checkpoint {str(resume_from_checkpoint)!r} is incomplete (killed while "
-                    f"saving) or not a checkpoint; the last complete one is "
-                    f"{last_complete_checkpoint(out)}"
-                )
-        # issue 8: one run per output_dir (a lock on the main process), as many processes as
-        # the checkpoint's, and the WIND state loaded once the engine has prepared the model
-        distributed.check_resume(resume_from_checkpoint, self.args.world_size)
-        self._resume_from = resume_from_checkpoint or None
-        with distributed.output_dir_lock(self.args):
-            if self.args.should_save:
-                self._clean_run_dir(out, resume_from_checkpoint)
-            self.accelerator.wait_for_everyone()
-            return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
-
     def _begin_training(self) -> None:
         """Called when training begins (the engine has prepared the model): J-BOND's anchor on
         the engine's parameters under FSDP2 / DeepSpeed, the resumed checkpoint's WIND state."""
         if self.anchor is not None and not isinstance(self.anchor, distributed.ShardedEMAAnchor):
             self.anchor = distributed.anchor_for_engine(self) or self.anchor
-        if getattr(self, "_resume_from", None):
-            self._load_wind_state(self._resume_from)
-
-    def _clean_run_dir(self, out: Path, resume: str | None) -> None:
-        """Drop incomplete checkpoints and the metrics logged after the resumed step."""
-        out.mkdir(parents=True, exist_ok=True)
-        for _, folder in checkpoints(out):
-            if not is_complete(folder):
-                shutil.rmtree(folder)
-        step = int(Path(resume).name.split("-")[1]) if resume else 0
-        metrics, kept = out / METRICS, []
-        if metrics.exists():
-            for line in metrics.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill
-                if row.get("step", 0) <= step:
-                    kept.append(line)
-        metrics.write_text("".join(line + "\n" for line in kept))
-
-
-class _WindCallback(TrainerCallback):
-    """Times the optimizer step (``train`` seconds); J-BOND's anchor follows the policy after
-    every optimizer step."""
-
-    def __init__(self, trainer: WINDTrainer) -> None:
-        self.trainer, self.start = trainer, 0.0
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.trainer._begin_training()
-
-    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.start = time.perf_counter()
-
-    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.trainer.counters["seconds_train"] += time.perf_counter() - self.start
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.trainer.anchor is not None:
-            self.trainer.anchor.update(self.trainer.hp["gamma"])
-
-
-class _RoundProgress(TrainerCallback):
-    """A progress bar over optimizer steps showing rounds, samples and queries so far."""
-
-    def __init__(self, trainer: WINDTrainer) -> None:
-        self.trainer, self.bar = trainer, None
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=state.max_steps,
-                initial=state.global_step,
-                desc="wind train",
-                unit="step",
-                dynamic_ncols=True,
-            )
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.bar is not None:
-            c = self.trainer.counters
-            self.bar.set_postfix(
-                round=int(c["rounds"]),
-                samples=int(c["samples"]),
-                queries=int(c["queries"]),
-                refresh=False,
-            )
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.load_resumed_state()

@@ -45,4 +45,4 @@ def test_wind_bandit_config_errors_exit_2_with_the_key(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     config = str(ROOT / "configs" / "bandit.yaml")
     assert main(["bandit", "--config", config, "--methods", "nope", "--out", str(tmp_path)]) == 2
-    assert "unknown loss 'nope'" in capsys.readouterr().err
+    assert "unknown method 'nope'; choose one of: wind-squared" in capsys.readouterr().err

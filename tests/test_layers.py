@@ -15,6 +15,8 @@ import pytest
         ("windalign.cli", "torch"),
         ("windalign.registry", "numpy"),
         ("windalign.config", "numpy"),
+        ("windalign.resources", "numpy"),
+        ("windalign.cli.options", "numpy"),
         ("windalign.objectives", "transformers"),
         ("windalign.preferences", "transformers"),
         ("windalign.llm", "transformers"),  # lazy: only a used name imports the trainer
@@ -38,6 +40,7 @@ def test_wind_solve_runs_without_torch(tmp_path) -> None:
         "sys.meta_path.insert(0, NoTorch())\n"
         "from windalign.cli import main\n"
         f"sys.exit(main(['solve', '--size', '5', '--contexts', '2', '--max-iter', '50',"
+        " '--allow-unconverged',"
         f" '--no-progress', '--out', {str(tmp_path)!r}]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

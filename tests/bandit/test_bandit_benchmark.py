@@ -61,7 +61,7 @@ def test_config_errors_name_the_key_and_the_valid_range(raw, message):
 
 
 def test_unknown_method_lists_the_valid_ones():
-    with pytest.raises(KeyError, match="choose one of: wind-squared"):
+    with pytest.raises(ValueError, match="unknown method 'wind-sqaured'; choose one of: wind-sq"):
         config_from_dict({"methods": ["wind-sqaured"]})
     with pytest.raises(ValueError, match="--seeds = 0"):
         with_overrides(config_from_dict({}), 0, None)

@@ -6,10 +6,14 @@ from scipy.optimize import root
 from scipy.special import softmax
 
 from windalign.games import (
+    BETA_MAX,
+    BETA_MIN,
     duality_gap,
     exploitability,
     kl_logits,
     log_wind_mirror_step,
+    mirror_solve,
+    newton_solve,
     random_game,
     response_win_rates,
     solve_equilibrium,
@@ -178,3 +182,94 @@ def test_newton_tolerance_below_the_rounding_floor_never_worsens_the_answer(beta
     for max_iter in (50, 55):
         res = solve_equilibrium(g.P, g.ref, beta, tol=0.0, max_iter=max_iter)
         assert wind_equilibrium_residual(g.P, g.ref, res.pi, beta).max() < 1e-13
+
+
+# -- input checks of the library (issue 10, "Inputs") ------------------------------------------
+
+_P = np.array([[0.5, 0.7], [0.3, 0.5]])
+_REF = np.array([0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    ("P", "ref", "match"),
+    [
+        (np.full((3, 2, 2), 0.5), np.full((4, 2), 0.5), r"ref has shape \(4, 2\) but P has shape"),
+        (np.full((3, 2, 2), 0.5), np.full((3, 3), 1 / 3), r"ref needs K = 2 probabilities"),
+        (np.zeros((0, 2, 2)), np.zeros((0, 2)), "the game has no contexts"),
+        (np.full((2, 3), 0.5), np.full(3, 1 / 3), r"P must have shape \[..., K, K\]"),
+    ],
+)
+@pytest.mark.parametrize("solver", [solve_equilibrium, newton_solve, mirror_solve])
+def test_game_shapes_are_checked(solver, P, ref, match):
+    with pytest.raises(ValueError, match=match):
+        solver(P, ref, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"beta": "0.1"}, r"beta must be a number, got '0.1' \(str\)"),
+        ({"beta": None}, r"beta must be a number, got None \(NoneType\)"),
+        ({"beta": True}, "beta must be a number"),
+        ({"beta": float("nan")}, "beta must be a finite number > 0"),
+        ({"beta": 1e-6}, r"beta = 1e-06 is outside \[0.0001, 100\]"),
+        ({"beta": 1e300}, r"beta = 1e\+300 is outside \[0.0001, 100\]"),
+        ({"max_iter": -1}, "max_iter must be an integer >= 0, got -1"),
+        ({"max_iter": 2.5}, "max_iter must be an integer >= 0, got 2.5"),
+        ({"tol": -1e-9}, "tol must be a finite number >= 0"),
+        ({"tol": float("nan")}, "tol must be a finite number >= 0, got nan"),
+        ({"tol": "1e-9"}, "tol must be a number"),
+    ],
+)
+@pytest.mark.parametrize("solver", [solve_equilibrium, newton_solve, mirror_solve])
+def test_solver_arguments_are_checked(solver, kwargs, match):
+    args = {"P": _P, "ref": _REF, "beta": 0.1} | kwargs
+    with pytest.raises(ValueError, match=match):
+        solver(**args)
+
+
+@pytest.mark.parametrize("eta", [float("nan"), float("inf"), 0.0, -1.0])
+def test_mirror_eta_must_be_finite_and_positive(eta):
+    for call in (
+        lambda: mirror_solve(_P, _REF, 0.1, eta=eta),
+        lambda: solve_equilibrium(_P, _REF, 0.1, method="mirror", eta=eta),
+    ):
+        with pytest.raises(ValueError, match="eta must be a finite number > 0"):
+            call()
+
+
+def test_policies_off_the_simplex_are_refused_by_the_metrics():
+    with pytest.raises(ValueError, match=r"pi\[\] sums to 1.5, not 1"):
+        win_rate(_P, np.array([1.0, 0.5]), _REF)
+    with pytest.raises(ValueError, match=r"pi2\[1\] = -0.5 is negative"):
+        win_rate(_P, _REF, np.array([1.5, -0.5]))
+    with pytest.raises(ValueError, match=r"pi\[0\] = nan is not finite"):
+        exploitability(_P, np.array([np.nan, 1.0]))
+    with pytest.raises(ValueError, match=r"pi\[\] sums to 2"):
+        exploitability(_P, np.array([1.0, 1.0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_low_precision_games_are_solved_in_float64(dtype):
+    g = random_game(12, batch=(20,), seed=9)
+    P, ref = g.P.astype(dtype), g.ref.astype(dtype)
+    for method in ("newton", "mirror"):
+        res = solve_equilibrium(P, ref, 0.5, method=method, max_iter=5000)
+        assert res.pi.dtype == np.float64
+        assert res.trace.converged and res.trace.gap[-1] <= 1e-12, method
+    assert solve_equilibrium(P, ref, 0.5).trace.iterations < 20
+
+
+@pytest.mark.parametrize("beta", [BETA_MIN, BETA_MAX])
+def test_newton_converges_at_the_ends_of_the_beta_range(beta):
+    g = random_game(20, batch=(16,), nontransitive=0.5, seed=0)
+    res = solve_equilibrium(g.P, g.ref, beta)
+    assert res.trace.converged and res.trace.gap[-1] <= 1e-12
+    assert np.max(wind_equilibrium_residual(g.P, g.ref, res.pi, beta)) <= 1e-7
+
+
+def test_newton_reports_when_it_stops_short():
+    g = random_game(30, batch=(10,), seed=2)
+    res = newton_solve(g.P, g.ref, 0.001, max_iter=3)
+    assert not res.trace.converged and res.trace.iterations == 3
+    assert res.trace.gap[-1] > 1e-12

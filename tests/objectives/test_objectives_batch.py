@@ -104,3 +104,40 @@ def test_explicit_win_rates_override_prefs():
 def test_objectives_never_import_transformers():
     code = "import sys, windalign.objectives; assert 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- input checks (issue 10, "Inputs") ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("B", "K"), [(0, 3), (2, 0), (0, 0)])
+def test_empty_batches_are_refused(B, K):
+    lp = torch.zeros(B, K, dtype=F64)
+    with pytest.raises(ValueError, match=r"needs at least one prompt \(B\) and one sample"):
+        SampleBatch(lp, lp, lp, torch.zeros(B, K, K, dtype=F64))
+
+
+@pytest.mark.parametrize("name", ["logp", "logp_old", "logp_ref"])
+def test_positive_log_probabilities_are_refused(name):
+    f = fields()
+    f[name] = f[name].clone()
+    f[name][1, 2] = 0.7  # a probability (or a logit), not a log-probability
+    with pytest.raises(ValueError, match=rf"SampleBatch.{name}\[1, 2\] = 0.7 is positive"):
+        SampleBatch(**f)
+    f[name][1, 2] = 1e-7  # rounding of a log-prob that is 0 in exact arithmetic is accepted
+    SampleBatch(**f)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    mask[1, 2] = False
+    f[name][1, 2] = 5.0  # masked samples may hold anything
+    SampleBatch(**f, mask=mask)
+
+
+def test_contradictory_preferences_are_refused():
+    f = fields()
+    f["prefs"] = f["prefs"].clone()
+    f["prefs"][0, 0, 1] = f["prefs"][0, 1, 0] = 1.0  # both "0 beats 1" and "1 beats 0"
+    with pytest.raises(ValueError, match=r"prefs\[0, 0, 1\] = 1 and prefs\[0, 1, 0\] = 1 contra"):
+        SampleBatch(**f)
+    f["prefs"][0, 1, 0] = float("nan")  # one direction only: completed, accepted
+    SampleBatch(**f)
+    f["prefs"][0, 1, 0] = 0.0
+    SampleBatch(**f)

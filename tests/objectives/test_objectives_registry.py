@@ -225,3 +225,31 @@ def test_docs_table_matches_registry():
     assert loss_table() in doc.read_text(), (
         "docs/objectives.md is out of date; paste this table:\n" + loss_table()
     )
+
+
+# -- input checks (issue 10, "Inputs") ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 0.0, -1.0])
+def test_eta_must_be_finite_and_positive(value):
+    batch = random_batch(2, 4, seed=9)
+    with pytest.raises(
+        ValueError, match=r"hyperparameter eta = .* is invalid; it must be a finite"
+    ):
+        compute_loss("wind-squared", batch, eta=value)
+
+
+@pytest.mark.parametrize("value", ["1.0", None, [1.0], True])
+def test_hyperparameters_must_be_numbers(value):
+    with pytest.raises(ValueError, match=r"hyperparameter eta = .* is invalid"):
+        compute_loss("wind-kl", random_batch(2, 4, seed=9), eta=value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_k1_error_names_the_real_settings_not_a_k_option(name):
+    spec = LOSSES[name]
+    with pytest.raises(ValueError) as err:
+        compute_loss(name, random_batch(2, spec.min_k - 1, seed=6))
+    message = str(err.value)
+    assert "--k" not in message
+    assert "train.samples in a bandit config" in message and "num_samples" in message

@@ -70,6 +70,35 @@ def method_hyperparameters(cfg: BenchConfig, method: str, eta: float | None) -> 
     return hp
 
 
+def check_runs(cfg: BenchConfig) -> None:
+    """Check what every run of the benchmark will check, before any runs: each method's
+    hyperparameters at each grid point (the loss's ranges, :meth:`LossSpec.resolve`) and one
+    round fitting in ``train.query_budget``. Errors name the method, the grid point and the keys.
+    """
+    from windalign.bandit.runner import queries_per_prompt
+
+    t = cfg.train
+    for method in cfg.methods:
+        spec = METHODS[method]
+        per_round = t.batch * queries_per_prompt(spec, t.samples)
+        if t.query_budget < per_round:
+            raise ValueError(
+                f"train.query_budget = {t.query_budget} is less than one round of {method} "
+                f"(train.batch = {t.batch} prompts x {per_round // t.batch} queries = "
+                f"{per_round}); raise train.query_budget or lower train.batch"
+            )
+        for _, eta in grid(cfg, method):
+            hp = method_hyperparameters(cfg, method, eta)
+            try:
+                spec.resolve(method, hp, kind="method")
+            except ValueError as err:
+                raise ValueError(
+                    f"at the tuning grid point eta = {eta} (train.beta = {t.beta:g}, "
+                    f"hyperparameters.{method} = {cfg.hyperparameters.get(method, {})}): {err}; "
+                    "adjust tuning.eta or the hyperparameters"
+                ) from None
+
+
 def grid(cfg: BenchConfig, method: str) -> list[tuple[float, float | None]]:
     """Grid points ``(lr, eta)``; ``eta`` is ``None`` for a method without a step size."""
     etas = cfg.tuning.eta if step_hyperparameter(method) else [None]
@@ -244,9 +273,10 @@ def with_overrides(cfg: BenchConfig, seeds: int | None, methods: list[str] | Non
             raise ValueError(f"--seeds = {seeds} is invalid; it must be an integer >= 1")
         cfg = replace(cfg, report=replace(cfg.report, seeds=seeds))
     if methods:
-        for name in methods:
-            METHODS[name]  # raises KeyError listing the valid names
-        cfg = replace(cfg, methods=list(methods))
+        from windalign.bandit.config import check_methods
+
+        cfg = replace(cfg, methods=check_methods(list(methods), key="--methods"))
+        check_runs(cfg)
     return cfg
 
 

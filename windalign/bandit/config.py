@@ -18,6 +18,7 @@ import yaml
 
 from windalign.bandit.env import EnvConfig
 from windalign.config import help_table, option, validate
+from windalign.games.solvers import BETA_MAX, BETA_MIN
 
 
 def _positive(v: float) -> bool:
@@ -47,7 +48,10 @@ class TrainSettings:
     )
     hidden: int = _int(32, "mlp width")
     beta: float = option(
-        0.1, help="KL strength to pi_ref of the WIND game (beta); a float > 0", check=_positive
+        0.1,
+        help=f"KL strength to pi_ref of the WIND game (beta); a float in [{BETA_MIN:g}, "
+        f"{BETA_MAX:g}] (the exact solver's range)",
+        check=lambda v: BETA_MIN <= v <= BETA_MAX,
     )
     batch: int = _int(32, "prompts per sampling round (B)")
     samples: int = option(
@@ -173,6 +177,11 @@ def _typed(key: str, value: Any, hint: Any) -> Any:
         return [_typed(f"{key}[{i}]", v, hint.__args__[0]) for i, v in enumerate(value)]
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if isinstance(value, hint) and not isinstance(value, bool):
         return value
     raise ValueError(f"{key} must be of type {hint.__name__}, got {value!r}")
@@ -210,6 +219,121 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: float64 arrays of ``n x K x K`` alive at the peak of an exact evaluation (the oracle and its
+#: construction, the equilibrium solve)
+PEAK_ARRAYS = 8
+
+
+def memory_estimate(cfg: BenchConfig) -> int:
+    """Bytes the benchmark needs at its peak, about: per process the evaluation contexts' oracles
+    and exact solve (``n_eval x K x K``), one round's oracles (``batch x K x K``), the context pool,
+    the policy with its gradient and Adam state; times the worker processes.
+
+    >>> memory_estimate(BenchConfig()) < 10**9
+    True
+    """
+    from windalign.resources import FLOAT64
+
+    e, t = cfg.env, cfg.train
+    K, d, m = e.n_actions, e.context_dim, e.feature_dim
+    n_eval = e.n_contexts or e.n_eval
+    k = max(t.samples, 3)
+    params = {
+        "tabular": max(e.n_contexts, 1) * K,
+        "linear": (d + 1) * K,
+        "mlp": (d + 1) * t.hidden + (t.hidden + 1) * K,
+    }[t.policy]
+    per_process = (
+        PEAK_ARRAYS * n_eval * K * K
+        + 4 * t.batch * K * K
+        + (n_eval + t.batch) * K * (m + 2)
+        + t.batch * k * K
+        + e.n_contexts * d
+        + (d + 1) * K * (m + 2)
+        + 5 * params
+    ) * FLOAT64
+    return per_process * max(1, cfg.workers)
+
+
+def check_memory(cfg: BenchConfig) -> None:
+    """Refuse a config whose arrays would not fit in memory (:func:`memory_estimate`), naming
+    the keys that set the size, before anything is allocated."""
+    from windalign.resources import check_memory as check
+
+    e = cfg.env
+    n_eval = f"env.n_contexts = {e.n_contexts}" if e.n_contexts else f"env.n_eval = {e.n_eval}"
+    what = (
+        f"env.n_actions = {e.n_actions}, {n_eval}, train.batch = {cfg.train.batch} "
+        f"(x workers = {cfg.workers})"
+    )
+    fix = "lower env.n_actions, env.n_eval / env.n_contexts, train.batch or workers"
+    check(memory_estimate(cfg), what, fix)
+
+
+def check_methods(methods: Any, key: str = "methods") -> list[str]:
+    """``methods`` as a list of known, distinct method names (``ValueError`` naming ``key``)."""
+    from windalign.bandit.runner import METHODS
+
+    names = METHODS.names()
+    if isinstance(methods, str):
+        methods = [methods]
+    if not isinstance(methods, list) or not methods:
+        raise ValueError(f"{key} must be a non-empty list of: {', '.join(names)}; got {methods!r}")
+    for i, name in enumerate(methods):
+        if name not in names:
+            raise ValueError(f"{key}: unknown method {name!r}; choose one of: {', '.join(names)}")
+        if name in methods[:i]:
+            raise ValueError(f"{key} lists {name!r} twice; give each method once")
+    return list(methods)
+
+
+def _check_hyperparameters(raw: Any) -> dict[str, dict[str, float]]:
+    """The ``hyperparameters`` section checked key by key against each loss's ranges
+    (:meth:`windalign.objectives.LossSpec.resolve`); errors name ``hyperparameters.METHOD.KEY``.
+    """
+    from windalign.bandit.runner import METHODS
+    from windalign.objectives.registry import HYPERPARAMETERS
+
+    example = "e.g. hyperparameters: {jbond: {gamma: 0.05}}"
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(
+            "hyperparameters must be a mapping of method names to {name: value} mappings, "
+            f"{example}; got {raw!r}"
+        )
+    out: dict[str, dict[str, float]] = {}
+    for name, values in raw.items():
+        if name not in METHODS.names():
+            raise ValueError(
+                f"hyperparameters.{name}: unknown method {name!r}; choose one of: "
+                f"{', '.join(METHODS.names())}"
+            )
+        spec = METHODS[name]
+        if values is None:
+            values = {}
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"hyperparameters.{name} must be a mapping of hyperparameter names to numbers "
+                f"({', '.join(spec.defaults) or 'it has none'}), {example}; got {values!r}"
+            )
+        for key, value in values.items():
+            if key not in spec.defaults:
+                raise ValueError(
+                    f"hyperparameters.{name}.{key} is not a hyperparameter of {name}; "
+                    f"valid: {', '.join(spec.defaults) or '(none)'}"
+                )
+            try:
+                spec.resolve(name, {key: value}, kind="method")
+            except ValueError:
+                valid = {**HYPERPARAMETERS, **spec.ranges}[key][1]
+                raise ValueError(
+                    f"hyperparameters.{name}.{key} = {value!r} is invalid; it must be {valid}"
+                ) from None
+        out[name] = {key: float(value) for key, value in values.items()}
+    return out
+
+
 def config_from_dict(raw: Mapping[str, Any]) -> BenchConfig:
     """Validate a raw mapping (as read from YAML) into a :class:`BenchConfig`.
 
@@ -228,25 +352,20 @@ def config_from_dict(raw: Mapping[str, Any]) -> BenchConfig:
     unknown = [k for k in raw if k not in valid]
     if unknown:
         raise ValueError(f"unknown key {unknown[0]}; valid top-level keys: {', '.join(valid)}")
-    sections = {name: build_section(cls, name, raw.get(name, {})) for name, cls in SECTIONS.items()}
-    methods = raw.get("methods", METHODS.names())
-    if not isinstance(methods, list) or not methods:
-        raise ValueError(f"methods must be a non-empty list of: {', '.join(METHODS.names())}")
-    for name in methods:
-        METHODS[name]  # raises KeyError listing the valid names
-    hps = raw.get("hyperparameters", {}) or {}
-    for name, values in hps.items():
-        known = METHODS[name].defaults
-        bad = [k for k in values if k not in known]
-        if bad:
-            raise ValueError(
-                f"hyperparameters.{name}.{bad[0]} is not a hyperparameter of {name}; "
-                f"valid: {', '.join(known) or '(none)'}"
-            )
+    sections = {
+        name: build_section(cls, name, {} if raw.get(name) is None else raw[name])
+        for name, cls in SECTIONS.items()
+    }
+    methods = check_methods(raw.get("methods", METHODS.names()))
+    hps = _check_hyperparameters(raw.get("hyperparameters"))
     workers = raw.get("workers", 2)
-    cfg = BenchConfig(methods=list(methods), hyperparameters=dict(hps), workers=workers, **sections)
+    cfg = BenchConfig(methods=methods, hyperparameters=hps, workers=workers, **sections)
     if cfg.train.policy == "tabular" and cfg.env.n_contexts == 0:
         raise ValueError("train.policy = 'tabular' needs a finite pool: set env.n_contexts >= 1")
+    from windalign.bandit.benchmark import check_runs
+
+    check_runs(cfg)
+    check_memory(cfg)
     return cfg
 
 
@@ -267,8 +386,55 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         node = out
         for name in parents:
             node = node.setdefault(name, {})
-        node[leaf] = yaml.safe_load(value)
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: {name} is set to a value, not a section")
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or "invalid YAML"
+            raise ValueError(
+                f"--set {item!r}: the value is not valid YAML ({problem}); quote strings and "
+                "write lists as [a, b]"
+            ) from None
     return out
+
+
+def _read_yaml(path: Path) -> Any:
+    """Parse the YAML file ``path``; errors name the file (and the line and column) and the fix:
+    not a file, binary data, not UTF-8, a syntax error."""
+    if path.is_dir():
+        raise ValueError(f"config {path} is a directory; give a YAML file (--config FILE)")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"config file {path} does not exist (omit --config for the built-in bandit.yaml)"
+        )
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError(
+            f"config {path} is a binary file, not a YAML text file; give a YAML config such as "
+            "configs/bandit.yaml"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"config {path} is not UTF-8 text (byte {err.start}: {data[err.start]:#04x}); give "
+            "a YAML text file such as configs/bandit.yaml"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and start is not None and start is not mark:
+            context += f" started at line {start.line + 1}"
+        detail = f"{problem} ({context})" if context else problem
+        raise ValueError(
+            f"{where}: invalid YAML: {detail}; fix the syntax there (indent with spaces, "
+            "'key: value', lists as [a, b])"
+        ) from None
 
 
 def load_config(
@@ -279,14 +445,13 @@ def load_config(
     ``overrides`` (``SECTION.KEY=VALUE`` strings, :func:`parse_overrides`) are applied last.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"config file {path} does not exist (omit --config for the built-in bandit.yaml)"
-        )
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = _read_yaml(path)
+    raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
         raise ValueError(f"{path} must hold a YAML mapping of sections, got {type(raw).__name__}")
     quick_raw = raw.get("quick") or {}
+    if not isinstance(quick_raw, Mapping):
+        raise ValueError(f"quick must be a mapping of overrides, got {quick_raw!r}")
     if quick:
         raw = _merge(raw, quick_raw)
     raw = _merge(raw, parse_overrides(overrides))

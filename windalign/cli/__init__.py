@@ -6,7 +6,9 @@ and ``wind solve`` never imports torch. A subcommand that writes ``--out`` opens
 :class:`windalign.rundir.RunDir` (``command=args.argv``, the full command line) before any compute.
 
 Exit status: 0 done, 2 bad input (a one-line ``wind COMMAND: error: ...``), 130 Ctrl-C (a
-one-line ``wind COMMAND: interrupted``, no traceback; the run directory says ``interrupted``).
+one-line ``wind COMMAND: interrupted``, no traceback; the run directory says ``interrupted``);
+``wind solve`` also 3: done, but an exact solver did not reach ``--tol`` (a warning on stderr;
+``--allow-unconverged`` exits 0).
 """
 
 from __future__ import annotations

@@ -12,10 +12,25 @@ from __future__ import annotations
 import argparse
 from importlib.resources import files
 
+from windalign.cli.options import METHODS_METAVAR, methods_help
 from windalign.rundir import OVERWRITE_HELP
 
 #: The built-in default, shipped inside the package (``configs/bandit.yaml`` links to it).
 DEFAULT_CONFIG = str(files("windalign.configs") / "bandit.yaml")
+#: ``windalign.bandit.runner.METHODS.names()`` (the losses), spelled out for ``--help`` because
+#: building the parser must not import torch; a test keeps the two equal.
+METHOD_NAMES = (
+    "wind-squared",
+    "wind-kl",
+    "wind-nce",
+    "sppo",
+    "sppo-hard",
+    "jbond",
+    "nash-md",
+    "dpo",
+    "ipo",
+    "bon-distill",
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,7 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", default=None, help="run directory (default: runs/bandit[-quick])")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--seeds", type=int, default=None, help="report seeds (overrides the config)")
-    p.add_argument("--methods", nargs="+", default=None, help="methods to run (default: all)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        metavar=METHODS_METAVAR,
+        default=None,
+        help=methods_help(METHOD_NAMES, default="the config's methods"),
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -50,12 +71,15 @@ def run(args: argparse.Namespace) -> int:
     """Load and validate the config, run the benchmark, print where the results are."""
     from windalign.bandit.benchmark import with_overrides, write_run
     from windalign.bandit.config import load_config
+    from windalign.bandit.runner import METHODS
+    from windalign.cli.options import parse_methods
     from windalign.rundir import RunDir
 
     out = args.out or ("runs/bandit-quick" if args.quick else "runs/bandit")
     RunDir(out)  # --out an existing file: refused before the config is even read
+    methods = None if args.methods is None else parse_methods(args.methods, METHODS.names())
     cfg = load_config(args.config, quick=args.quick, overrides=args.set)
-    cfg = with_overrides(cfg, args.seeds, args.methods)
+    cfg = with_overrides(cfg, args.seeds, methods)
     command = getattr(args, "argv", None)
     summary = write_run(cfg, out, not args.no_progress, overwrite=args.overwrite, command=command)
     print(summary.read_text())

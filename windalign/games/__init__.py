@@ -22,7 +22,7 @@ from windalign.games.dynamics import (
     regularized_iterated_bon,
     sppo_mw,
 )
-from windalign.games.methods import METHODS
+from windalign.games.methods import EXACT, METHODS
 from windalign.games.metrics import (
     duality_gap,
     duality_gap_logits,
@@ -38,6 +38,7 @@ from windalign.games.preference import (
     Game,
     bradley_terry,
     cyclic_oracle,
+    game_shape,
     hard_order,
     mixed_oracle,
     oracle_from_logits,
@@ -47,8 +48,12 @@ from windalign.games.preference import (
     validate_preference,
 )
 from windalign.games.solvers import (
+    BETA_MAX,
+    BETA_MIN,
     SolveResult,
     Trace,
+    as_float64_game,
+    check_beta,
     iterate,
     log_wind_mirror_step,
     mirror_solve,
@@ -59,17 +64,23 @@ from windalign.games.solvers import (
 )
 
 __all__ = [
+    "BETA_MAX",
+    "BETA_MIN",
+    "EXACT",
     "METHODS",
     "Game",
     "SolveResult",
     "Trace",
+    "as_float64_game",
     "best_of_two",
     "bon_distribution",
     "bradley_terry",
+    "check_beta",
     "cyclic_oracle",
     "duality_gap",
     "duality_gap_logits",
     "exploitability",
+    "game_shape",
     "gap_from_win_rates",
     "hard_order",
     "iterate",

@@ -36,6 +36,15 @@ class Method(Protocol):
 
 METHODS: Registry[Method] = Registry("method")
 
+#: The methods that solve the WIND game exactly: they run until the max duality gap is ``<= tol``
+#: and ``wind solve`` reports it (a warning and exit 3) when they stop short of it.
+EXACT = ("newton", "mirror")
+#: Default iteration caps: the exact solvers run to ``tol`` (Newton needs <= 200 steps across
+#: the supported beta range; the mirror step ~ ``log(1 / tol) / beta^2``); the baseline dynamics,
+#: which do not converge to the WIND equilibrium, get a fixed budget.
+DEFAULT_MAX_ITER = {"newton": 500, "mirror": 10_000}
+BASELINE_MAX_ITER = 1000
+
 
 @METHODS.register("newton", help="WIND equilibrium by damped Newton with beta continuation")
 def _newton(P, ref, beta, *, max_iter, progress, **kw) -> SolveResult:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from windalign.games.preference import validate_policy
+
 
 def log_probs(p: np.ndarray) -> np.ndarray:
     """``log p`` as float64 with ``log 0 = -inf`` and no warning, ``[...]`` -> ``[...]``.
@@ -32,13 +34,21 @@ def response_win_rates(P: np.ndarray, pi: np.ndarray) -> np.ndarray:
 def win_rate(P: np.ndarray, pi: np.ndarray, pi2: np.ndarray) -> np.ndarray:
     """Win rate of ``pi`` against ``pi2``: ``pi^T P pi2``, shape ``[...]`` (THEORY.md 1).
 
-    ``win_rate(P, pi, pi) = 1/2`` for every oracle.
+    ``win_rate(P, pi, pi) = 1/2`` for every oracle. Both policies must lie on the simplex
+    (``ValueError`` otherwise, see :func:`~windalign.games.preference.validate_policy`).
 
     >>> P = np.array([[0.5, 0.9], [0.1, 0.5]])
     >>> float(win_rate(P, np.array([1.0, 0.0]), np.array([0.5, 0.5])))
     0.7
+    >>> win_rate(P, np.array([1.0, 1.0]), np.array([0.5, 0.5]))
+    Traceback (most recent call last):
+    ...
+    ValueError: pi[] sums to 2, not 1 (off by 1 > atol=1e-08); normalize it, e.g. pi /
+    pi.sum(-1, keepdims=True)
     """
-    return np.sum(np.asarray(pi, dtype=np.float64) * response_win_rates(P, pi2), axis=-1)
+    pi = validate_policy(pi, name="pi")
+    pi2 = validate_policy(pi2, name="pi2")
+    return np.sum(pi * response_win_rates(P, pi2), axis=-1)
 
 
 def kl_logits(log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
@@ -112,10 +122,11 @@ def duality_gap(P: np.ndarray, ref: np.ndarray, pi: np.ndarray, beta: float) -> 
 def exploitability(P: np.ndarray, pi: np.ndarray) -> np.ndarray:
     """Unregularized exploitability ``max_y (P pi)(y) - 1/2``, ``[...]`` (THEORY.md 3).
 
-    Zero exactly at a von Neumann winner (maximal lottery) of ``P``.
+    Zero exactly at a von Neumann winner (maximal lottery) of ``P``. ``pi`` must lie on the
+    simplex (``ValueError`` otherwise).
 
     >>> P = np.array([[0.5, 1.0, 0.0], [0.0, 0.5, 1.0], [1.0, 0.0, 0.5]])
     >>> float(exploitability(P, np.full(3, 1 / 3))), float(exploitability(P, np.eye(3)[0]))
     (0.0, 0.5)
     """
-    return np.max(response_win_rates(P, pi), axis=-1) - 0.5
+    return np.max(response_win_rates(P, validate_policy(pi, name="pi")), axis=-1) - 0.5

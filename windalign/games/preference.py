@@ -128,6 +128,52 @@ def validate_policy(pi: np.ndarray, name: str = "pi", atol: float = 1e-8) -> np.
     return pi
 
 
+def game_shape(P: np.ndarray, ref: np.ndarray) -> tuple[int, ...]:
+    """The context shape ``[..., K]`` of a game ``P [..., K, K]``, ``ref [..., K]``, or a
+    ``ValueError`` naming the array at fault and the fix.
+
+    ``P`` may be one ``[K, K]`` oracle shared by every context and ``ref`` one ``[K]`` reference
+    shared by every context; otherwise they need the same leading (context) dimensions. A game
+    needs at least one context.
+
+    >>> game_shape(np.full((3, 2, 2), 0.5), np.full((3, 2), 0.5))
+    (3, 2)
+    >>> game_shape(np.full((2, 2), 0.5), np.full((4, 2), 0.5))
+    (4, 2)
+    >>> game_shape(np.full((3, 2, 2), 0.5), np.full((4, 2), 0.5))
+    Traceback (most recent call last):
+    ...
+    ValueError: ref has shape (4, 2) but P has shape (3, 2, 2): give ref [..., K] with the same
+    leading (context) dimensions as P [..., K, K], or one P [K, K] shared by every context
+    """
+    P_shape, ref_shape = np.shape(P), np.shape(ref)
+    if len(P_shape) < 2 or P_shape[-1] != P_shape[-2] or P_shape[-1] < 1:
+        raise ValueError(
+            f"P must have shape [..., K, K] with K >= 1, got {P_shape}; "
+            "pass one square K x K matrix per context"
+        )
+    K = P_shape[-1]
+    if len(ref_shape) < 1 or ref_shape[-1] != K:
+        raise ValueError(
+            f"ref has shape {ref_shape} but P has shape {P_shape}: ref needs K = {K} "
+            "probabilities per context (its last dimension), one per response of P"
+        )
+    shared = len(P_shape) == 2 or len(ref_shape) == 1
+    if not shared and P_shape[:-1] != ref_shape:
+        raise ValueError(
+            f"ref has shape {ref_shape} but P has shape {P_shape}: give ref [..., K] with the "
+            "same leading (context) dimensions as P [..., K, K], or one P [K, K] shared by every "
+            "context"
+        )
+    shape = P_shape[:-1] if len(P_shape) > len(ref_shape) else ref_shape
+    if 0 in shape:
+        raise ValueError(
+            f"the game has no contexts (P has shape {P_shape}, ref {ref_shape}); give at least "
+            "one context"
+        )
+    return tuple(shape)
+
+
 def oracle_from_logits(S: np.ndarray) -> np.ndarray:
     """``P = sigmoid(S)`` for a skew-symmetric logit ``S`` ``[..., K, K]``, with ``P + P^T = 1``.
 

@@ -9,6 +9,8 @@ Derivations: docs/theory.md, sections "The WIND game", "Mirror step" and "Newton
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +19,89 @@ import numpy as np
 from scipy.special import log_softmax
 
 from windalign.games.metrics import gap_from_win_rates, log_probs, response_win_rates
-from windalign.games.preference import validate_policy, validate_preference
+from windalign.games.preference import game_shape, validate_policy, validate_preference
+
+#: The ``beta`` range the exact solvers support (measured, docs/theory.md section 7). Newton
+#: reaches gap ``1e-12`` across it on every game tried, in <= 200 steps at ``1e-4``; below it
+#: some games need more than 500 steps (at ``3e-5``) and the equilibrium is anyway a best
+#: response to within ``beta log(1 / min ref)``. Above ``BETA_MAX`` the duality gap cannot be
+#: evaluated to ``1e-12`` in float64: its rounding floor grows like ``beta * 1e-15`` (``1e-13`` at
+#: 100, ``1e-12`` at 1000, where Newton can no longer show convergence), and ``pi*`` is within
+#: ``1 / beta`` of ``ref`` there.
+BETA_MIN, BETA_MAX = 1e-4, 100.0
+
+
+def _number(value: object, name: str) -> float:
+    """``value`` as a float if it is a real number (not a bool, str or None), else a
+    ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def check_beta(beta: object, name: str = "beta") -> float:
+    """``beta`` as a float, or a ``ValueError`` naming ``name`` unless it is a finite number in
+    ``[BETA_MIN, BETA_MAX]`` (the range the exact solvers support).
+
+    >>> check_beta(0.1)
+    0.1
+    >>> check_beta(1e-6)
+    Traceback (most recent call last):
+    ...
+    ValueError: beta = 1e-06 is outside [0.0001, 100], the range the exact solvers support;
+    give a beta in that range
+    """
+    value = _number(beta, name)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {beta!r}")
+    if not BETA_MIN <= value <= BETA_MAX:
+        raise ValueError(
+            f"{name} = {value:g} is outside [{BETA_MIN:g}, {BETA_MAX:g}], the range the exact "
+            "solvers support; give a beta in that range"
+        )
+    return value
+
+
+def check_solver_args(beta: object, tol: object, max_iter: object) -> tuple[float, float, int]:
+    """``(beta, tol, max_iter)`` checked (:func:`check_beta`; ``tol`` a finite number ``>= 0``;
+    ``max_iter`` an integer ``>= 0``), as ``(float, float, int)``.
+
+    >>> check_solver_args(0.1, float("nan"), 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: tol must be a finite number >= 0, got nan
+    """
+    tol_f = _number(tol, "tol")
+    if not (math.isfinite(tol_f) and tol_f >= 0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 0:
+        raise ValueError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    return check_beta(beta), tol_f, int(max_iter)
+
+
+def as_float64_game(P: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(P, ref)`` in float64, shapes checked (:func:`~windalign.games.preference.game_shape`).
+
+    A ``P`` stored in lower precision (float32, float16, integers) satisfies ``P + P^T = 1`` only
+    to its own rounding, which floors the duality gap there (float32: ``~1e-8``): it is converted
+    and projected onto exact oracles, ``(P + 1 - P^T) / 2``. ``ref`` is renormalized in float64.
+
+    >>> P, ref = as_float64_game(np.array([[0.5, 0.7], [0.3, 0.5]], np.float32), [0.25, 0.75])
+    >>> P.dtype, float(P[0, 1] + P[1, 0]), ref.dtype
+    (dtype('float64'), 1.0, dtype('float64'))
+    """
+    game_shape(P, ref)
+    ref = np.maximum(np.asarray(ref, dtype=np.float64), 0.0)
+    return _float64_oracle(P), ref / ref.sum(-1, keepdims=True)
+
+
+def _float64_oracle(P: np.ndarray) -> np.ndarray:
+    """``P`` in float64; from a lower precision, projected onto ``P + P^T = 1`` exactly."""
+    P_in = np.asarray(P)
+    P = P_in.astype(np.float64, copy=False)
+    if P_in.dtype != np.float64:
+        P = np.clip(0.5 * (P + 1.0 - np.swapaxes(P, -1, -2)), 0.0, 1.0)
+    return P
 
 
 @dataclass
@@ -131,9 +215,11 @@ def iterate(
     """
     from tqdm.auto import tqdm
 
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
     start = time.perf_counter()
+    beta, tol, max_iter = check_solver_args(beta, tol, max_iter)
+    if max_seconds is not None and not _number(max_seconds, "max_seconds") > 0:
+        raise ValueError(f"max_seconds must be a number > 0, got {max_seconds!r}")
+    P = _float64_oracle(P)
     log_pi = np.asarray(log_pi0, dtype=np.float64)
     pi = np.exp(log_pi)
     gaps: list[float] = []
@@ -177,53 +263,105 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _newton_direction(
-    P: np.ndarray, log_ref: np.ndarray, z: np.ndarray, beta: np.ndarray, support: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Residual ``G = z - log ref - P softmax(z) / beta`` and the Newton step ``d``, ``[n, K]``.
+#: an action with ``pi(y) <= _DROP * b`` is left out of the LU of a Newton step: its column of
+#: the Newton matrix is ``b e_y`` to relative accuracy ``_DROP``, so its row is solved afterwards
+#: by substitution (exact block-triangular elimination up to that perturbation)
+_DROP = 1e-10
 
-    ``beta`` ``[n]`` (one per context). Solves ``(beta I - P diag(pi) + (P pi) pi^T) d = -beta G``
-    (the Jacobian ``I - P J / beta`` with ``J = diag(pi) - pi pi^T``, times ``beta``); rows off
-    the support of ``ref`` are pinned to ``d = 0``.
+
+def _win(P: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """``P pi`` for ``P [n, K, K]``, ``pi [n, K]`` (batched BLAS; faster than ``einsum``)."""
+    return np.matmul(P, pi[..., None])[..., 0]
+
+
+def _win_rows(P: np.ndarray, rows: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """``P[rows] pi`` for ``pi [len(rows), K]``, without copying ``P[rows]`` when ``rows`` cover
+    more than a third of ``P`` (a gather costs two passes over the rows, a product one)."""
+    if len(rows) == len(P):
+        return _win(P, pi)
+    if 3 * len(rows) < len(P):
+        return _win(P[rows], pi)
+    full = np.zeros(P.shape[:-1])
+    full[rows] = pi
+    return _win(P, full)[rows]
+
+
+def _groups(counts: np.ndarray, min_size: int = 64, max_groups: int = 4) -> list[np.ndarray]:
+    """Positions of ``counts`` in up to ``max_groups`` groups of similar count (sorted; >=
+    ``min_size`` per group), so each group's LU is only as large as its own largest support."""
+    order = np.argsort(counts, kind="stable")
+    return np.array_split(order, max(1, min(max_groups, len(order) // min_size)))
+
+
+def _newton_system(
+    P: np.ndarray,
+    rows: np.ndarray,
+    pi: np.ndarray,
+    w: np.ndarray,
+    rhs: np.ndarray,
+    b: np.ndarray,
+    support: np.ndarray,
+) -> np.ndarray:
+    """Solve ``M X = rhs`` for ``X [n, K, r]`` with ``M = b I - P diag(pi) + (P pi) pi^T``.
+
+    The contexts are ``P[rows]`` (``P`` is not copied where it can be avoided); ``pi``, ``w``,
+    ``rhs``, ``b`` and ``support`` are given for those rows. ``M`` is ``b`` times the Jacobian
+    ``I - P J / b`` of the residual (``J = diag(pi) - pi pi^T``). Its column ``y`` is
+    ``b e_y + (w - P[:, y]) pi(y)``: where ``pi(y) <= _DROP * b`` the second term is dropped,
+    which makes ``M`` block lower-triangular: an LU on the ``m`` kept actions (contexts grouped
+    by ``m``, :func:`_groups`), then the other rows by substitution,
+    ``X_y = (rhs_y - w_y sum(u) + (P u)_y) / b`` with ``u = pi X`` on the kept actions. At small
+    ``b`` the equilibrium puts mass on few actions, so ``m << K``. Rows off the support of
+    ``ref`` are pinned to ``X = 0``.
     """
-    G = _residual(P, log_ref, z, beta, support)
-    pi = np.exp(log_softmax(z, axis=-1))
-    K = z.shape[-1]
-    M = np.subtract(response_win_rates(P, pi)[..., :, None], P)
-    M *= pi[..., None, :]
-    M[..., np.arange(K), np.arange(K)] += beta[:, None]
-    rows = np.nonzero(~support)
-    M[rows] = 0.0
-    M[(*rows, rows[-1])] = beta[rows[0]]
-    d = np.linalg.solve(M, -(beta[:, None] * G)[..., None])[..., 0]
-    return G, d
+    K = pi.shape[-1]
+    counts = np.count_nonzero(pi > _DROP * b[:, None], axis=-1)
+    groups = _groups(counts)
+    if 2 * int(counts[groups[0]].max()) > K:  # every group dense: one full solve
+        groups = [np.arange(len(rows))]
+    out = np.empty_like(rhs)
+    for idx in groups:
+        bi, sup, rhs_i, pi_i, w_i = b[idx], support[idx], rhs[idx], pi[idx], w[idx]
+        m = max(int(counts[idx].max()), 1)
+        if 2 * m > K:  # dense enough: the full system
+            whole = len(idx) == len(P) and np.array_equal(rows[idx], np.arange(len(P)))
+            M = np.subtract(w_i[:, :, None], P) if whole else P[rows[idx]]
+            if not whole:
+                np.subtract(w_i[:, :, None], M, out=M)
+            M *= pi_i[:, None, :]
+            M[:, np.arange(K), np.arange(K)] += bi[:, None]
+            pinned = np.nonzero(~sup)
+            M[pinned] = 0.0
+            M[(*pinned, pinned[-1])] = bi[pinned[0]]
+            out[idx] = np.linalg.solve(M, rhs_i)
+            continue
+        S = np.argpartition(-pi_i, m - 1, axis=-1)[:, :m]  # the m largest pi per context
+        PS = P[rows[idx][:, None, None], np.arange(K)[None, :, None], S[:, None, :]]  # P[:, :, S]
+        pS = np.take_along_axis(pi_i, S, -1)
+        M = np.take_along_axis(PS, S[:, :, None], 1)
+        np.subtract(np.take_along_axis(w_i, S, -1)[:, :, None], M, out=M)
+        M *= pS[:, None, :]
+        M[:, np.arange(m), np.arange(m)] += bi[:, None]
+        pinned = np.nonzero(~np.take_along_axis(sup, S, -1))
+        M[pinned] = 0.0
+        M[(*pinned, pinned[-1])] = bi[pinned[0]]
+        r = np.arange(len(idx))[:, None]
+        XS = np.linalg.solve(M, rhs_i[r, S])
+        u = pS[..., None] * XS
+        X = rhs_i - w_i[:, :, None] * u.sum(1)[:, None, :] + np.matmul(PS, u)
+        X /= bi[:, None, None]
+        X[~sup] = 0.0
+        X[r, S] = XS
+        out[idx] = X
+    return out
 
 
 def _residual(
-    P: np.ndarray, log_ref: np.ndarray, z: np.ndarray, beta: np.ndarray, support: np.ndarray
+    z: np.ndarray, log_ref: np.ndarray, w: np.ndarray, t: np.ndarray, support: np.ndarray
 ) -> np.ndarray:
-    w = response_win_rates(P, np.exp(log_softmax(z, axis=-1)))
+    """``G = z - log ref - t P pi`` (``t = 1 / b``), 0 off the support of ``ref``."""
     with np.errstate(invalid="ignore"):
-        return np.where(support, z - log_ref - w / beta[:, None], 0.0)
-
-
-def _damped_step(
-    P: np.ndarray, log_ref: np.ndarray, z: np.ndarray, beta: np.ndarray, support: np.ndarray
-) -> np.ndarray:
-    """One Newton step with Armijo backtracking on ``|G|^2`` per context; returns new logits."""
-    G, d = _newton_direction(P, log_ref, z, beta, support)
-    merit = np.sum(G**2, axis=-1)
-    alpha = np.ones(len(z))
-    for _ in range(30):
-        trial = z + alpha[:, None] * d
-        bad = (
-            np.sum(_residual(P, log_ref, trial, beta, support) ** 2, axis=-1)
-            > (1.0 - 1e-4 * alpha) * merit
-        )
-        if not bad.any():
-            break
-        alpha = np.where(bad, alpha / 2.0, alpha)
-    return z + alpha[:, None] * d
+        return np.where(support, z - log_ref - t[:, None] * w, 0.0)
 
 
 def newton_solve(
@@ -242,18 +380,21 @@ def newton_solve(
 
     Solves ``G(z) = z - log ref - P softmax(z) / beta = 0`` for the logits ``z`` ``[..., K]``
     (``pi* = softmax(z)``) by Newton steps ``(I - P J(pi) / beta) d = -G`` with
-    ``J = diag(pi) - pi pi^T`` (THEORY.md 4), one batched ``np.linalg.solve`` per step over the
-    contexts still running, each step damped by Armijo backtracking on ``|G|^2``.
+    ``J = diag(pi) - pi pi^T`` (THEORY.md 4), batched over the contexts still running, each
+    damped by Armijo backtracking on ``|G|^2``. Actions with ``pi(y) <= 1e-10 b`` are left out of
+    the LU and solved by substitution (:func:`_newton_system`), so a step at small ``beta``, where
+    the equilibrium is concentrated, costs far less than a dense ``K x K`` solve.
 
-    Continuation (path following): every context starts at ``b = max(beta, 1)`` and, once its
-    gap at ``b`` is ``<= stage_tol``, moves to ``b / continuation`` (never below ``beta``) from the
-    fixed-point image ``log ref + P pi / b``. A context whose stage takes more than
-    ``stage_steps`` steps returns to its last solved stage (for the first stage: ``ref``, taken
-    as solved at ``continuation * b``) and continues with the square root of its factor, so
-    stages shrink until Newton converges in each. LAPACK runs on one thread meanwhile (via
-    ``threadpoolctl`` when installed). A context stops once its gap at ``beta`` is ``<= tol``,
-    after one more Newton step (quadratic convergence squares its error). ``max_iter`` counts
-    batched Newton steps.
+    Continuation (path following in ``t = 1 / b``): every context starts at ``b = max(beta, 1)``
+    and, once its gap at ``b`` is ``<= stage_tol``, moves to ``b / continuation`` (never below
+    ``beta``) from the Euler predictor ``z + (t_new - t) dz/dt``, where the path's tangent
+    ``dz/dt`` solves ``(I - P J / b) dz/dt = P pi`` with the same matrix as the Newton step (a
+    second right-hand side, no extra factorization). A context whose stage takes more than
+    ``stage_steps`` steps returns to its last solved stage and continues with the square root of
+    its factor, so stages shrink until Newton converges in each. LAPACK runs on one thread
+    meanwhile (via ``threadpoolctl`` when installed). A context stops once its gap at ``beta`` is
+    ``<= tol``, after one more Newton step (quadratic convergence squares its error).
+    ``max_iter`` counts batched Newton steps. Computes in float64 whatever the input dtype.
 
     >>> P = np.array([[0.5, 0.9, 0.2], [0.1, 0.5, 0.7], [0.8, 0.3, 0.5]])
     >>> res = newton_solve(P, np.full(3, 1 / 3), beta=0.01)
@@ -263,60 +404,107 @@ def newton_solve(
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    P = np.asarray(P, dtype=np.float64)
-    shape = np.broadcast_shapes(P.shape[:-1], np.shape(ref))
+    beta, tol, max_iter = check_solver_args(beta, tol, max_iter)
+    if not (isinstance(continuation, int | float) and 1.0 < continuation < math.inf):
+        raise ValueError(f"continuation must be a finite number > 1, got {continuation!r}")
+    P, ref = as_float64_game(P, ref)
+    shape = np.broadcast_shapes(P.shape[:-1], ref.shape)
     K = shape[-1]
     Pf = np.broadcast_to(P, (*shape, K)).reshape(-1, K, K)
     log_ref = np.broadcast_to(log_probs(ref), shape).reshape(-1, K)
     support = np.isfinite(log_ref)
     n = len(log_ref)
-    b = np.full(n, max(beta, 1.0))
+    t_final = 1.0 / beta
+    v0 = _win(Pf, np.exp(log_ref))  # the path's tangent at t = 0 (pi = ref)
+    t = np.full(n, min(1.0, t_final))  # the current stage, t = 1 / b
     factor = np.full(n, float(continuation))
-    z = log_ref + response_win_rates(Pf, np.exp(log_ref)) / b[:, None]
-    anchor_pi, anchor_b = np.exp(log_ref), b * continuation  # ref: the limit beta -> inf
+    # the last solved stage: ref's first-order image at t / continuation
+    anchor_t = t / continuation
+    anchor_z = log_ref + anchor_t[:, None] * v0
+    anchor_v = v0.copy()
+    z = log_ref + t[:, None] * v0
+    tangent = v0.copy()
+    log_pi = log_softmax(z, axis=-1)
+    pi = np.exp(log_pi)
+    w = _win(Pf, pi)
+    gap = np.zeros(n)
     count = np.zeros(n, dtype=int)
-    active = np.ones(n, dtype=bool)
     polished = np.zeros(n, dtype=bool)
+    done = np.zeros(n, dtype=bool)
+    # the contexts still computed on and their oracles: compacted (copied) once fewer than half
+    # of them are running, so that late steps touch only the running ones
+    work, Pw = np.arange(n), Pf
     gaps: list[float] = []
     steps = 0
     bar = tqdm(total=max_iter, desc="newton", disable=not progress, leave=False, delay=1.0)
     with _one_blas_thread():
         while True:
-            log_pi = log_softmax(z, axis=-1)
-            pi = np.exp(log_pi)
-            w = response_win_rates(Pf, pi)
-            gap = gap_from_win_rates(w, log_ref, log_pi, beta)
+            run = np.flatnonzero(~done[work])  # positions in the work set
+            a = work[run]
+            gap[a] = gap_from_win_rates(w[a], log_ref[a], log_pi[a], beta)
             gaps.append(float(np.max(gap)))
-            final = b <= beta
-            reached = np.where(
-                final, gap <= tol, gap_from_win_rates(w, log_ref, log_pi, b) <= stage_tol
-            )
-            active &= ~(final & reached & polished)
-            polished |= final & reached
-            if not active.any() or steps >= max_iter:
+            final = t[a] >= t_final
+            stage = gap_from_win_rates(w[a], log_ref[a], log_pi[a], 1.0 / t[a])
+            reached = np.where(final, gap[a] <= tol, stage <= stage_tol)
+            finished = final & reached & polished[a]
+            polished[a] |= final & reached
+            done[a[finished]] = True
+            if finished.all() or steps >= max_iter:
                 break
+            keep = ~finished
+            run, a, final, reached = run[keep], a[keep], final[keep], reached[keep]
+            if 2 * len(a) < len(work):  # compact
+                work, Pw, run = a, Pw[run], np.arange(len(a))
             # path following: advance solved stages, retreat from stages that take too long
-            advance = active & reached & ~final
+            advance = reached & ~final
             # a final-stage context already within stage_tol is converging: never reset it
-            settled = final & (gap <= stage_tol)
-            retreat = active & ~reached & ~settled & (count >= stage_steps)
-            factor[retreat] = np.sqrt(factor[retreat])
-            anchor_pi[advance], anchor_b[advance] = pi[advance], b[advance]
+            settled = final & (gap[a] <= stage_tol)
+            retreat = ~reached & ~settled & (count[a] >= stage_steps)
             move = advance | retreat
-            b[move] = np.maximum(beta, anchor_b[move] / factor[move])
-            z[move] = log_ref[move] + response_win_rates(Pf[move], anchor_pi[move]) / b[move, None]
-            count[move] = 0
-            if active.all():  # no gather copies while every context is running
-                z = _damped_step(Pf, log_ref, z, b, support)
-            else:
-                idx = np.flatnonzero(active)
-                z[idx] = _damped_step(Pf[idx], log_ref[idx], z[idx], b[idx], support[idx])
-            count[active] += 1
+            if move.any():
+                adv, ret, mv = a[advance], a[retreat], a[move]
+                factor[ret] = np.sqrt(factor[ret])
+                anchor_z[adv], anchor_t[adv], anchor_v[adv] = z[adv], t[adv], tangent[adv]
+                t_new = np.minimum(t_final, anchor_t[mv] * factor[mv])
+                z[mv] = anchor_z[mv] + (t_new - anchor_t[mv])[:, None] * anchor_v[mv]
+                t[mv] = t_new
+                count[mv] = 0
+                log_pi[mv] = log_softmax(z[mv], axis=-1)
+                pi[mv] = np.exp(log_pi[mv])
+                w[mv] = _win_rows(Pw, run[move], pi[mv])
+            z_a, w_a, t_a, sup_a, lr_a = z[a], w[a], t[a], support[a], log_ref[a]
+            G = _residual(z_a, lr_a, w_a, t_a, sup_a)
+            b_a = 1.0 / t_a
+            rhs = np.stack([-b_a[:, None] * G, np.where(sup_a, b_a[:, None] * w_a, 0.0)], -1)
+            X = _newton_system(Pw, run, pi[a], w_a, rhs, b_a, sup_a)
+            d, tangent[a] = X[..., 0], X[..., 1]
+            # Armijo backtracking on |G|^2, re-evaluating only the contexts that fail
+            merit = np.sum(G**2, axis=-1)
+            alpha = np.ones(len(a))
+            zt = z_a + d
+            lpt = log_softmax(zt, axis=-1)
+            pt = np.exp(lpt)
+            wt = _win_rows(Pw, run, pt)
+            Gt = _residual(zt, lr_a, wt, t_a, sup_a)
+            bad = np.sum(Gt**2, -1) > (1.0 - 1e-4) * merit
+            for _ in range(30):
+                if not bad.any():
+                    break
+                i = np.flatnonzero(bad)
+                alpha[i] /= 2.0
+                zt[i] = z_a[i] + alpha[i, None] * d[i]
+                lpt[i] = log_softmax(zt[i], axis=-1)
+                pt[i] = np.exp(lpt[i])
+                wt[i] = _win_rows(Pw, run[i], pt[i])
+                Gi = _residual(zt[i], lr_a[i], wt[i], t_a[i], sup_a[i])
+                bad[i] = np.sum(Gi**2, -1) > (1.0 - 1e-4 * alpha[i]) * merit[i]
+            z[a], log_pi[a], pi[a], w[a] = zt, lpt, pt, wt
+            count[a] += 1
             steps += 1
             bar.update()
-            bar.set_postfix(running=int(active.sum()), gap=f"{gaps[-1]:.2e}", refresh=False)
+            bar.set_postfix(running=len(a), gap=f"{gaps[-1]:.2e}", refresh=False)
     bar.close()
-    log_pi = log_softmax(z, axis=-1).reshape(shape)
+    log_pi = log_pi.reshape(shape)
     trace = Trace(
         gap=np.array(gaps),
         iterations=steps,
@@ -348,11 +536,17 @@ def mirror_solve(
     >>> mirror_solve(P, np.array([0.5, 0.5]), beta=1.0).trace.converged
     True
     """
-    eta = beta if eta is None else eta
-    if eta <= 0:
-        raise ValueError(f"eta must be > 0, got {eta}")
+    beta, tol, max_iter = check_solver_args(beta, tol, max_iter)
+    eta = beta if eta is None else _number(eta, "eta")
+    if not (math.isfinite(eta) and eta > 0):
+        raise ValueError(f"eta must be a finite number > 0, got {eta!r}")
+    P, ref = as_float64_game(P, ref)
     log_ref = log_probs(ref)
-    log_pi0 = log_ref if pi0 is None else log_probs(pi0)
+    if pi0 is None:
+        log_pi0 = log_ref
+    else:
+        game_shape(P, pi0)
+        log_pi0 = log_probs(validate_policy(pi0, name="pi0"))
 
     def step(log_pi: np.ndarray, w: np.ndarray) -> np.ndarray:
         return log_wind_mirror_step(P, log_ref, log_pi, beta, eta, w=w)
@@ -384,17 +578,19 @@ def solve_equilibrium(
     """The WIND equilibrium ``pi* = softmax(log ref + P pi* / beta)`` per context, ``[..., K]``.
 
     ``P`` ``[..., K, K]`` (or one ``[K, K]`` shared by all contexts), ``ref`` ``[..., K]``,
-    ``beta > 0``. ``method="newton"`` (:func:`newton_solve`, default) or ``"mirror"``
-    (:func:`mirror_solve`, step ``eta``, default ``beta``). Inputs are validated.
-    THEORY.md 3-4.
+    ``beta`` in ``[BETA_MIN, BETA_MAX]`` (:func:`check_beta`). ``method="newton"``
+    (:func:`newton_solve`, default) or ``"mirror"`` (:func:`mirror_solve`, step ``eta``, default
+    ``beta``). Inputs are validated (shapes, a preference oracle, a reference on the simplex,
+    ``tol``, ``max_iter``) and computed in float64. The result may be unconverged (``max_iter``
+    reached): check ``res.trace.converged``. THEORY.md 3-4.
 
     >>> P = np.array([[0.5, 0.9], [0.1, 0.5]])
     >>> res = solve_equilibrium(P, np.array([0.5, 0.5]), beta=1.0)
     >>> res.pi.round(6), res.trace.converged
     (array([0.598688, 0.401312]), True)
     """
-    if not (np.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be a finite number > 0, got {beta}")
+    check_solver_args(beta, tol, 0 if max_iter is None else max_iter)
+    game_shape(P, ref)
     validate_preference(P, name="P")
     validate_policy(ref, name="ref")
     if method not in ("newton", "mirror"):

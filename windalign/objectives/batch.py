@@ -33,6 +33,13 @@ class LossOutput(NamedTuple):
     stats: dict[str, float]
 
 
+#: a log-probability above this is rejected as positive (logits or probabilities passed instead;
+#: summed float32 token log-probabilities round to at most ~1e-6 above 0)
+LOGP_ATOL = 1e-4
+#: a queried pair's two directions must sum to 1 within this (as the preference oracles check)
+PREFS_ATOL = 1e-6
+
+
 def _worst(bad: Tensor) -> tuple[int, ...]:
     """Index (as a tuple) of the first True entry of ``bad``."""
     return tuple(int(i) for i in bad.nonzero()[0])
@@ -82,6 +89,11 @@ class SampleBatch:
         if not self.logp.is_floating_point():
             raise ValueError(f"SampleBatch.logp must be floating point, got {self.logp.dtype}")
         B, K = self.logp.shape
+        if B == 0 or K == 0:
+            raise ValueError(
+                f"SampleBatch.logp has shape {(B, K)}: a batch needs at least one prompt (B) and "
+                "one sample per prompt (K); skip empty batches before building one"
+            )
         if self.mask is None:
             self.mask = torch.ones(B, K, dtype=torch.bool, device=self.logp.device)
         expected = {
@@ -126,6 +138,15 @@ class SampleBatch:
                     f"SampleBatch.{name} is not finite at unmasked sample {idx} "
                     f"(value {getattr(self, name)[idx].item()}); mask it out or fix the log-prob"
                 )
+            value = getattr(self, name).detach()
+            bad = mask & (value > LOGP_ATOL)
+            if bad.any():
+                idx = _worst(bad)
+                raise ValueError(
+                    f"SampleBatch.{name}{list(idx)} = {value[idx].item():.6g} is positive; "
+                    "log-probabilities are <= 0: pass log_softmax / summed token log-probs, not "
+                    "logits or probabilities"
+                )
         for name in ("prefs", "win_rates"):
             value = getattr(self, name)
             if value is None:
@@ -139,10 +160,27 @@ class SampleBatch:
                     f"SampleBatch.{name}{list(idx)} = {value[idx].item()} is outside [0, 1]; "
                     "preferences and win rates are probabilities (prefs: NaN where not queried)"
                 )
+        self._check_complementary()
         if self.weight is not None and bool((~(self.weight >= 0)).any()):
             idx = _worst(~(self.weight >= 0))
             raise ValueError(
                 f"SampleBatch.weight[{idx[0]}] = {self.weight[idx].item()} must be >= 0"
+            )
+
+    def _check_complementary(self) -> None:
+        """Both directions of a pair given: they must sum to 1 (within ``PREFS_ATOL``)."""
+        prefs = self.prefs.detach()
+        present = self.mask[:, :, None] & self.mask[:, None, :]
+        total = prefs + prefs.transpose(-1, -2)
+        eye = torch.eye(self.K, dtype=torch.bool, device=prefs.device)
+        bad = present & ~eye & ~torch.isnan(total) & ((total - 1).abs() > PREFS_ATOL)
+        if bad.any():
+            b, i, j = _worst(bad)
+            raise ValueError(
+                f"SampleBatch.prefs[{b}, {i}, {j}] = {prefs[b, i, j].item():.6g} and "
+                f"prefs[{b}, {j}, {i}] = {prefs[b, j, i].item():.6g} contradict each other: "
+                "P(y_i > y_j) + P(y_j > y_i) must be 1; give complementary values, or one "
+                "direction and NaN in the other"
             )
 
     @property

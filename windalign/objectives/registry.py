@@ -195,15 +195,17 @@ def compute_loss(name: str, batch: SampleBatch, **hyperparameters: float) -> Los
     ...     compute_loss("wind-kl", SampleBatch(lp, lp, lp, torch.full((2, 1, 1), 0.5)))
     ... except ValueError as err:
     ...     print(err)
-    loss 'wind-kl' needs K >= 2 samples per prompt, got K=1;
-    sample more responses per prompt (e.g. --k 4)
+    loss 'wind-kl' needs K >= 2 samples per prompt, got K=1; sample at least 2 responses per
+    prompt (the runner's samples-per-prompt setting: train.samples in a bandit config,
+    num_samples for wind train)
     """
     spec = LOSSES[name]
     hp = loss_hyperparameters(name, **hyperparameters)
     if batch.K < spec.min_k:
         raise ValueError(
             f"loss {name!r} needs K >= {spec.min_k} samples per prompt, got K={batch.K}; "
-            f"sample more responses per prompt (e.g. --k {max(4, spec.min_k)})"
+            f"sample at least {spec.min_k} responses per prompt (the runner's samples-per-prompt "
+            "setting: train.samples in a bandit config, num_samples for wind train)"
         )
     if spec.max_k is not None and batch.K > spec.max_k:
         raise ValueError(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import count_a
-from tiny import tiny_tokenizer
+from tiny import tiny_model, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from windalign.llm import WINDConfig, WINDTrainer, rollout
@@ -375,3 +375,59 @@ def test_jbond_with_lora_keeps_an_ema_of_the_adapter_only(tiny_dir, tmp_path):
     assert len(tr.anchor.shadow) == len(trainable)
     tr.train()
     assert metrics(tr)[-1]["rounds"] == 2
+
+
+def _mean_log_ratio(model_a, model_b, prompts, responses, pad) -> float:
+    """Mean of log a(y) - log b(y) over (prompt, response) pairs: > 0 when y ~ a, < 0 when y ~ b
+    (E_a[log a - log b] = KL(a || b) >= 0)."""
+    a = rollout.logprobs_no_grad(model_a, prompts, responses, 1.0, pad, 8)
+    b = rollout.logprobs_no_grad(model_b, prompts, responses, 1.0, pad, 8)
+    return (a - b).mean().item()
+
+
+def test_nash_md_draws_its_opponents_from_the_mixture_with_the_reference(tiny_dir, tmp_path):
+    """alpha = 1: the mixture is the reference itself; a reference far from the policy shows
+    which model drew each sample."""
+    tok = tiny_tokenizer()
+    ref = tiny_model(tok, seed=123)
+    with torch.no_grad():
+        ref.lm_head.weight.mul_(40)  # a peaked reference, far from the near-uniform policy
+    tr = WINDTrainer(
+        str(tiny_dir),
+        ref_model=ref,
+        args=config(tmp_path, objective="nash-md", alpha=1.0, num_samples=4, max_steps=1,
+                    per_device_train_batch_size=4, max_new_tokens=10),
+        preference=count_a,
+        train_dataset=PROMPTS,
+    )  # fmt: skip
+    tr.train()
+    rnd, policy = tr.round, AutoModelForCausalLM.from_pretrained(tiny_dir)
+    own = [(p, ys[0]) for p, ys in zip(rnd.prompt_ids, rnd.responses, strict=True)]
+    opp = [(p, y) for p, ys in zip(rnd.prompt_ids, rnd.responses, strict=True) for y in ys[1:]]
+    assert _mean_log_ratio(ref, policy, *zip(*opp, strict=True), tr.pad_id) > 1.0
+    assert _mean_log_ratio(ref, policy, *zip(*own, strict=True), tr.pad_id) < -1.0
+
+
+def test_jbond_draws_two_samples_from_the_anchor_and_one_from_the_policy(tiny_dir, tmp_path):
+    """gamma tiny: the anchor stays at the initial model while one large SGD step moves the
+    policy; round 2's samples 1, 2 must come from the anchor, sample 0 from the policy."""
+    import copy
+
+    tr = trainer(
+        tiny_dir, tmp_path, objective="jbond", gamma=1e-6, max_steps=2, max_new_tokens=10,
+        learning_rate=3.0, optim="sgd", max_grad_norm=0.0, per_device_train_batch_size=4,
+    )  # fmt: skip
+
+    class Snap(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 1:  # the policy that samples round 2
+                self.policy = copy.deepcopy(tr.model)
+
+    snap = Snap()
+    tr.add_callback(snap)
+    tr.train()
+    rnd, initial = tr.round, AutoModelForCausalLM.from_pretrained(tiny_dir)
+    own = [(p, ys[0]) for p, ys in zip(rnd.prompt_ids, rnd.responses, strict=True)]
+    anchor = [(p, y) for p, ys in zip(rnd.prompt_ids, rnd.responses, strict=True) for y in ys[1:]]
+    assert _mean_log_ratio(initial, snap.policy, *zip(*anchor, strict=True), tr.pad_id) > 0.5
+    assert _mean_log_ratio(initial, snap.policy, *zip(*own, strict=True), tr.pad_id) < -0.5

@@ -175,6 +175,34 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {msg}" if msg else type(err).__name__
 
 
+def try_lock(path: Path) -> tuple[int | None, str]:
+    r"""``flock`` the file ``path`` (created if missing) without blocking and write this pid
+    into it: ``(fd, "")`` when taken (closing ``fd`` releases it), ``(None, holder's pid)`` when
+    another descriptor holds it. Other ``OSError``\ s propagate."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        holder = _holder(fd)
+        os.close(fd)
+        if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        return None, holder
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd, ""
+
+
+def _holder(fd: int) -> str:
+    """The pid the lock's holder wrote into ``.lock`` (waiting up to 0.1 s for it)."""
+    for _ in range(10):
+        text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(0.01)  # the holder is between taking the lock and writing its pid
+    return "unknown"
+
+
 class RunDir:
     """One run's output directory, used as a context manager (see the module docstring).
 
@@ -293,36 +321,18 @@ class RunDir:
         if not (self.path / LOCK).exists() and self._foreign():
             self._prepare()  # raises: not a run directory
         try:
-            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+            fd, holder = try_lock(self.path / LOCK)
         except OSError as err:
             reason = err.strerror or str(err)
             raise RunDirError(
                 f"cannot lock --out {self.path} ({reason}); give a directory you can write"
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = self._holder(fd)
-            os.close(fd)
-            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
+        if fd is None:
             raise RunDirError(
                 f"--out {self.path} is in use by another wind process (pid {holder}); wait "
                 "for it to finish or give another --out"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+            )
         self._lock_fd = fd
-
-    @staticmethod
-    def _holder(fd: int) -> str:
-        """The pid the lock's holder wrote into ``.lock`` (waiting up to 0.1 s for it)."""
-        for _ in range(10):
-            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            if text:
-                return text
-            time.sleep(0.01)  # the holder is between taking the lock and writing its pid
-        return "unknown"
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
-import fcntl
 import json
 import math
 import os
@@ -44,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from windalign.rundir import LOCK, RunDir, RunDirError
+from windalign.rundir import LOCK, RunDirError, try_lock
 
 #: engines :func:`engine` tells apart
 ENGINES = ("single", "ddp", "fsdp2", "fsdp1", "deepspeed", "zero3")
@@ -113,23 +111,13 @@ def _take_lock(out: Path) -> int | None:
     """``flock`` ``<out>/.lock`` for this process; ``None`` when this process already holds it
     (``wind train``: its RunDir); :class:`RunDirError` naming the holder otherwise."""
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        holder = RunDir._holder(fd)
-        os.close(fd)
-        if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise
-        if holder == str(os.getpid()):
-            return None  # this process's own RunDir holds it
+    fd, holder = try_lock(out / LOCK)
+    if fd is None and holder != str(os.getpid()):
         raise RunDirError(
             f"output_dir {out} is in use by another training process (pid {holder}); two runs "
             "would write into one directory: wait for it to finish or give another output_dir"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
+        )
+    return fd  # None: this process's own RunDir holds it
 
 
 @contextlib.contextmanager

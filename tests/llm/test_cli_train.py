@@ -38,7 +38,7 @@ def test_wind_train_writes_a_complete_run_directory(tiny_dir, tmp_path, capsys):
     assert json.loads((run / "status.json").read_text())["status"] == "complete"
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["learning_rate"] == 0.01 and config["objective"] == "wind-squared"
-    assert config["eta"] is None and config["preference"] == "heuristic"  # defaults resolved
+    assert config["eta"] is None and config["preference"] == "offline"  # defaults resolved
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2]
     assert (run / "model" / "model.safetensors").is_file()

@@ -191,27 +191,27 @@ def _check_same_config(path: Path, config: dict[str, Any]) -> None:
 
 
 def _build(settings: Any, wind: Any) -> Any:
+    """The trainer: prompts (checked first), then peft, the oracle and the models."""
+    from windalign.llm.data import load_prompts
     from windalign.llm.trainer import WINDTrainer
+    from windalign.preferences import as_oracle
 
+    prompts = load_prompts(settings.prompts, wind.prompt_column)
+    eval_dataset = None
+    if settings.eval_prompts is not None:
+        eval_dataset = load_prompts(settings.eval_prompts, wind.prompt_column)
+        eval_dataset = eval_dataset[: settings.eval_prompt_count]
     peft_config = None
     if settings.peft is not None:
         from peft import LoraConfig
 
         peft_config = LoraConfig(task_type="CAUSAL_LM", **settings.peft)
-    from windalign.preferences import as_oracle
-
-    eval_dataset = None
-    if settings.eval_prompts is not None:
-        from windalign.llm.data import load_prompts
-
-        eval_dataset = load_prompts(settings.eval_prompts, wind.prompt_column)
-        eval_dataset = eval_dataset[: settings.eval_prompt_count]
     return WINDTrainer(
         model=settings.model,
         ref_model=settings.ref_model,
         args=wind,
         preference=as_oracle(settings.preference, **settings.preference_kwargs),
-        train_dataset=settings.prompts,
+        train_dataset=prompts,
         eval_dataset=eval_dataset,
         peft_config=peft_config,
     )

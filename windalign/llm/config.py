@@ -243,7 +243,7 @@ class RunSettings:
         check=_optional(_int_at_least(1)),
     )
     preference: str = option(
-        "heuristic",
+        "offline",
         help="preference oracle: a registered name or package.module:function (a reward "
         "function, wrapped in Bradley-Terry); a string",
         check=lambda v: isinstance(v, str) and bool(v),

@@ -83,6 +83,9 @@ def test_sigkill_then_resume_ends_with_the_same_weights(tiny_dir, tmp_path, obje
     fake = killed / "checkpoint-99"
     fake.mkdir()
     (fake / "trainer_state.json").write_text("{}")
+    # and metrics logged after the last complete checkpoint are dropped on resume
+    with open(killed / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 99, "loss": 0.0, "queries": 0}) + "\n")
 
     resumed = wind_train(config, killed, "--resume_from_checkpoint")
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -82,19 +82,24 @@ def test_logprobs_use_only_response_positions_of_the_lm_head(lm, monkeypatch):
 def test_sampler_is_the_tempered_policy_whatever_the_model_generation_config(lm):
     """A polluted generation_config (top_k=2, repetition penalty, min_p) must not leak in."""
     tok, model = lm
-    model.generation_config.top_k = 2
-    model.generation_config.repetition_penalty = 3.0
-    model.generation_config.min_p = 0.5
+    polluted = {
+        "top_k": 2, "repetition_penalty": 3.0, "min_p": 0.5, "suppress_tokens": [5, 6, 7],
+        "sequence_bias": {(8,): 5.0}, "forced_eos_token_id": 2, "bad_words_ids": [[9]],
+    }  # fmt: skip
+    for key, value in polluted.items():
+        setattr(model.generation_config, key, value)
     try:
         ids = encode_prompts(tok, ["Say something."], 50)
         eos = rollout.eos_token_ids(model, tok)
         config = rollout.sampling_config(eos, tok.pad_token_id, temperature=0.8, max_new_tokens=6)
-        out = model.generate(
-            input_ids=torch.tensor(ids),
-            generation_config=config,
-            output_scores=True,
-            return_dict_in_generate=True,
-        )
+        with rollout.neutral_generation_defaults(model, config):
+            out = model.generate(
+                input_ids=torch.tensor(ids),
+                generation_config=config,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+        assert model.generation_config.top_k == 2  # restored after the block
         prompt = ids[0]
         for t, scores in enumerate(out.scores):
             prefix = out.sequences[0, : len(prompt) + t]
@@ -102,9 +107,8 @@ def test_sampler_is_the_tempered_policy_whatever_the_model_generation_config(lm)
             expected = torch.log_softmax(logits / 0.8, -1)
             assert torch.allclose(torch.log_softmax(scores[0], -1), expected, atol=1e-5)
     finally:
-        model.generation_config.top_k = None
-        model.generation_config.repetition_penalty = None
-        model.generation_config.min_p = None
+        for key in polluted:
+            setattr(model.generation_config, key, None)
 
 
 def test_cut_at_first_eos_of_any_id_even_when_pad_is_eos():
@@ -140,3 +144,13 @@ def test_geometric_mixture_logits_match_full_forwards(lm):
             got = mixture(seq, pol.clone())
         torch.testing.assert_close(got, (1 - alpha) * pol + alpha * want, atol=1e-5, rtol=0)
         seq = torch.cat([seq, got.argmax(-1, keepdim=True)], 1)
+
+
+def test_truncation_penalty_keeps_unqueried_pairs_and_completes_one_way_ones():
+    nan = float("nan")
+    # Nash-MD shape: only (0, j) queried; (1, 2) never; (0, 1) answered in one direction only
+    P = torch.tensor([[[nan, nan, 0.4], [0.3, nan, nan], [0.6, nan, nan]]], dtype=torch.float64)
+    out = rollout.truncation_penalty(P, torch.tensor([[True, False, True]]))[0]
+    assert out[1, 0] == 1 and out[0, 1] == 0  # the complete response wins the one-way pair
+    assert torch.isnan(out[1, 2]) and torch.isnan(out[2, 1])  # not queried: stays NaN
+    assert out[0, 2] == 0.4 and out[2, 0] == 0.6  # both truncated: as judged

@@ -316,6 +316,7 @@ def test_long_prompts_can_be_cut_from_the_left_with_a_warning(tiny_dir, tmp_path
         ({"objective": "dpo", "eta": 1.0}, "has no hyperparameter 'eta'"),
         ({"temperature": 0.0}, "temperature = 0.0 is invalid"),
         ({"prompts_per_round": 3}, "must be a multiple of the prompts per optimizer step"),
+        ({"prompts_per_round": 4, "steps_per_round": 3}, "multiple of the round's 2 minibatches"),
     ],
 )
 def test_bad_config_fails_on_creation(tmp_path, kw, match):
@@ -431,3 +432,70 @@ def test_jbond_draws_two_samples_from_the_anchor_and_one_from_the_policy(tiny_di
     anchor = [(p, y) for p, ys in zip(rnd.prompt_ids, rnd.responses, strict=True) for y in ys[1:]]
     assert _mean_log_ratio(initial, snap.policy, *zip(*anchor, strict=True), tr.pad_id) > 0.5
     assert _mean_log_ratio(initial, snap.policy, *zip(*own, strict=True), tr.pad_id) < -0.5
+
+
+def test_every_row_of_a_round_records_log_pi_t_of_its_start(tiny_dir, tmp_path):
+    """Two minibatches, two steps: the first step records its rows as logp.detach(), the no-grad
+    pass the others; all equal log pi_t (the weights at the round's start), at temperature 0.7."""
+    tr = trainer(tiny_dir, tmp_path, prompts_per_round=4, steps_per_round=2, max_steps=2,
+                 temperature=0.7, beta=0.1)  # fmt: skip
+    tr.train()
+    rnd, initial = tr.round, AutoModelForCausalLM.from_pretrained(tiny_dir)
+    prompts = [p for p in rnd.prompt_ids for _ in range(3)]
+    flat = [y for ys in rnd.responses for y in ys]
+    want = rollout.logprobs_no_grad(initial, prompts, flat, 0.7, tr.pad_id, 4).double()
+    torch.testing.assert_close(rnd.logp_old.flatten(), want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(rnd.logp_ref.flatten(), want, atol=1e-5, rtol=0)
+    rows = metrics(tr)
+    assert rows[1]["objective/log_ratio_std"] > 0  # step 2 sees the moved policy
+    assert rows[-1]["tokens"] == sum(len(y) for y in flat)
+
+
+def test_reference_and_sampler_keep_their_roles_with_a_distinct_reference(tiny_dir, tmp_path):
+    tok = tiny_tokenizer()
+    ref = tiny_model(tok, seed=77)
+    with torch.no_grad():
+        ref.lm_head.weight.mul_(5)
+    tr = WINDTrainer(
+        str(tiny_dir), ref_model=ref, preference=count_a, train_dataset=PROMPTS,
+        args=config(tmp_path, objective="wind-squared", beta=0.25, eta=2.0, max_steps=1,
+                    temperature=0.7),
+    )  # fmt: skip
+    tr.train()
+    rnd, initial = tr.round, AutoModelForCausalLM.from_pretrained(tiny_dir)
+    prompts = [p for p in rnd.prompt_ids for _ in range(3)]
+    flat = [y for ys in rnd.responses for y in ys]
+    lp = {
+        name: rollout.logprobs_no_grad(m, prompts, flat, 0.7, tr.pad_id, 6).double().view(-1, 3)
+        for name, m in (("policy", initial), ("ref", ref))
+    }
+    torch.testing.assert_close(rnd.logp_ref, lp["ref"], atol=1e-5, rtol=0)
+    batch = SampleBatch(lp["policy"], lp["policy"], lp["ref"], rnd.prefs)
+    # lam = eta beta / (1 + eta beta) = 1/3: a swap of logp_old and logp_ref changes the loss
+    expected = compute_loss("wind-squared", batch, eta=2.0, beta=0.25).loss.item()
+    assert metrics(tr)[0]["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_round_samples_are_a_function_of_seed_round_and_process_only(tiny_dir, tmp_path):
+    tr = trainer(tiny_dir, tmp_path)
+    torch.manual_seed(1)
+    first = tr.rollout_round(0).responses
+    torch.manual_seed(2)
+    state = torch.get_rng_state()
+    assert tr.rollout_round(0).responses == first
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is left alone
+    assert tr.rollout_round(1).responses != first
+
+
+def test_each_data_epoch_is_a_new_permutation(tiny_dir, tmp_path):
+    tr = trainer(tiny_dir, tmp_path)  # 8 prompts, 2 per round: 4 rounds per data epoch
+    epochs = [[i for r in range(e * 4, e * 4 + 4) for i in tr.round_prompts(r)] for e in (0, 1)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(len(PROMPTS)))
+    assert epochs[0] != epochs[1]
+
+
+def test_nash_md_without_mixing_or_reference_samples_from_the_policy(tiny_dir, tmp_path):
+    tr = trainer(tiny_dir, tmp_path, objective="nash-md", alpha=0.0, beta=0.0, max_steps=1)
+    assert tr.ref_model is None
+    tr.train()
+    assert metrics(tr)[0]["queries"] == 2 * 2

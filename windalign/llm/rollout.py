@@ -15,9 +15,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -54,8 +55,9 @@ def sampling_config(
 ) -> GenerationConfig:
     """A sampling ``GenerationConfig``: the tempered policy, unless ``top_k`` / ``top_p``.
 
-    Every processor that would change the distribution is set to its neutral value explicitly,
-    because ``generate`` fills unset (None) fields from the model's own generation config.
+    Every processor that would change the distribution is set to its neutral value explicitly;
+    :func:`generate` also hides the model's own generation config (whose fields ``generate``
+    would otherwise fill in for every field left at None).
     """
     return GenerationConfig(
         do_sample=True,
@@ -170,8 +172,28 @@ def truncation_penalty(prefs: Tensor, truncated: Tensor) -> Tensor:
             [1.0000,    nan, 1.0000],
             [0.5000, 0.0000,    nan]])
     """  # noqa: E501
-    lose = truncated[:, :, None] & ~truncated[:, None, :] & ~torch.isnan(prefs)
+    known = ~torch.isnan(prefs)
+    known = known | known.transpose(1, 2)  # a pair queried in one direction only counts too
+    lose = truncated[:, :, None] & ~truncated[:, None, :] & known
     return prefs.masked_fill(lose, 0.0).masked_fill(lose.transpose(1, 2), 1.0)
+
+
+@contextlib.contextmanager
+def neutral_generation_defaults(model: Any, config: GenerationConfig) -> Iterator[None]:
+    """Run ``generate`` with the model's own generation config replaced by a neutral one.
+
+    ``generate`` fills every field left at None from ``model.generation_config`` (suppressed
+    tokens, sequence biases, forced EOS, ``top_h``, ...), each of which would make the sampler
+    differ from the tempered policy; inside this block the model has no such defaults.
+    """
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    saved = target.generation_config
+    ids = {"eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id}
+    target.generation_config = GenerationConfig(bos_token_id=saved.bos_token_id, **ids)
+    try:
+        yield
+    finally:
+        target.generation_config = saved
 
 
 @torch.no_grad()
@@ -195,9 +217,10 @@ def generate(
         extra.append(processor(mask.repeat_interleave(k, dim=0)))
     config = copy.deepcopy(config)
     config.num_return_sequences = k
-    out = model.generate(
-        input_ids=ids, attention_mask=mask, generation_config=config, logits_processor=extra
-    )
+    with neutral_generation_defaults(model, config):
+        out = model.generate(
+            input_ids=ids, attention_mask=mask, generation_config=config, logits_processor=extra
+        )
     responses, truncated = [], []
     for b in range(len(prompts)):
         rows = [cut_at_eos(out[b * k + j, ids.shape[1] :], eos_ids) for j in range(k)]

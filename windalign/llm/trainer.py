@@ -237,6 +237,8 @@ class WINDTrainer(ResumableTrainer):
         if sampling == "jbond":
             with self.anchor.swapped():
                 other, other_t = self._sample(policy, prompts, K - 1, gc, eos)
+        elif self.hp["alpha"] == 0:  # nash-md without mixing: the opponents are pi_t's samples
+            other, other_t = self._sample(policy, prompts, K - 1, gc, eos)
         else:  # nash-md: opponents from the token-level geometric mixture with the reference
             ref, context = self._reference()
 

@@ -154,10 +154,12 @@ class PreferenceOracle:
                 "response lists; pass one list of K responses per prompt"
             )
         K = len(responses[0]) if responses else 0
-        if any(len(r) != K for r in responses):
-            raise ValueError(
-                f"oracle {self.name!r} needs the same number K of responses per prompt"
-            )
+        for b, r in enumerate(responses):
+            if len(r) != K:
+                raise ValueError(
+                    f"oracle {self.name!r} needs the same number of responses for every prompt: "
+                    f"prompt 0 has {K}, prompt {b} ({_short(prompts[b])}) has {len(r)}"
+                )
         start = time.perf_counter()
         P = validate_preferences(self.compare(prompts, responses, pairs), self.name, prompts, K)
         P[:, ~pair_mask(K, pairs)] = float("nan")

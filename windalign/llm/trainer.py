@@ -140,6 +140,8 @@ class WINDTrainer(ResumableTrainer):
             for module in model.modules():
                 if isinstance(module, torch.nn.Dropout):
                     module.p = 0.0
+                if isinstance(getattr(module, "attention_dropout", None), float):
+                    module.attention_dropout = 0.0  # functional dropout (Llama, Qwen2, ...)
         self.use_ref = self.hp.get("beta", 0.0) > 0 or (
             self.spec.sampling == "nash-md" and self.hp["alpha"] > 0
         )

@@ -154,3 +154,21 @@ def test_truncation_penalty_keeps_unqueried_pairs_and_completes_one_way_ones():
     assert out[1, 0] == 1 and out[0, 1] == 0  # the complete response wins the one-way pair
     assert torch.isnan(out[1, 2]) and torch.isnan(out[2, 1])  # not queried: stays NaN
     assert out[0, 2] == 0.4 and out[2, 0] == 0.6  # both truncated: as judged
+
+
+def test_left_padding_is_exact_for_absolute_position_embeddings():
+    """GPT-2 style absolute positions: position ids must skip the left padding (RoPE alone is
+    blind to a constant shift, so the Llama tests cannot see this)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=128,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )  # fmt: skip
+    model = GPT2LMHeadModel(config).eval()
+    prompts, responses = [[1, 5, 6, 7, 8, 9, 10, 11], [1, 5]], [[20, 21, 22], [30, 31]]
+    batched = rollout.logprobs_no_grad(model, prompts, responses, 1.0, tok.pad_token_id, 2)
+    for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+        assert batched[i].item() == pytest.approx(token_by_token(model, p, r), abs=1e-5)

@@ -27,6 +27,7 @@ from scipy import stats
 
 from windalign.llm import rollout
 from windalign.llm.data import Prompt, encode_prompts, prompt_text
+from windalign.llm.report import table_cell
 
 
 def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float]:
@@ -198,7 +199,6 @@ def report(result: EvalResult, title: str, examples: int = 5) -> str:
             "|---|---|",
         ]
         for a, b in zip(row["policy"], row["baseline"], strict=True):
-            cell = lambda t: " ".join(t.split()).replace("|", "\\|") or "(empty)"  # noqa: E731
-            lines.append(f"| {cell(a)} | {cell(b)} |")
+            lines.append(f"| {table_cell(a)} | {table_cell(b)} |")
         lines.append("")
     return "\n".join(lines)

@@ -95,7 +95,8 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
+    """One line of text, safe inside a markdown table cell."""
     return " ".join(text.split()).replace("|", "\\|") or "(empty)"
 
 
@@ -159,7 +160,7 @@ def write_report(
             lines += [f"**Prompt:** {row['prompt']} (win rate {row['win_rate']:.2f})", "",
                       "| trained | initial |", "|---|---|"]  # fmt: skip
             lines += [
-                f"| {_cell(a)} | {_cell(b)} |"
+                f"| {table_cell(a)} | {table_cell(b)} |"
                 for a, b in zip(row["policy"], row["baseline"], strict=True)
             ]
             lines.append("")
@@ -167,6 +168,6 @@ def write_report(
         lines += ["", "## Samples of the last training round", ""]
         for prompt, responses, wins in examples:
             lines += [f"**Prompt:** {prompt}", ""]
-            lines += [f"- ({w:.2f}) {_cell(r)}" for r, w in zip(responses, wins, strict=True)]
+            lines += [f"- ({w:.2f}) {table_cell(r)}" for r, w in zip(responses, wins, strict=True)]
             lines.append("")
     return "\n".join(lines) + "\n"

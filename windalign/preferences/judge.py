@@ -172,22 +172,19 @@ class ModelJudge(PairwiseJudge):
 
     @torch.no_grad()
     def judge(self, items: list[tuple[str, str, str]]) -> list[float | None]:
+        from windalign.llm.rollout import left_pad, position_ids
+
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
         pad = self.tokenizer.eos_token_id if pad is None else pad
         out: list[float | None] = []
         for start in range(0, len(items), self.batch_size):
             rows = [self.encode(*item) for item in items[start : start + self.batch_size]]
-            width = max(len(r) for r in rows)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for n, r in enumerate(rows):
-                ids[n, width - len(r) :], mask[n, width - len(r) :] = torch.as_tensor(r), 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            ids, mask = left_pad(rows, pad, device)
             logits = self.model(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=position_ids(mask),
                 logits_to_keep=1,
             ).logits[:, -1]
             pair = logits[:, self.answer_ids].double()

@@ -226,8 +226,9 @@ MUTATIONS = [
     (("workers",), 0),
     (("report",), [1]),
 ]
-VALID_HYPERPARAMETERS = [{}, {"jbond": {"gamma": 0.05}}, {"nash-md": {"alpha": 0.5}},
-                         {"wind-kl": {"eta": 2}}, {"dpo": {"beta": 0.2}}]  # fmt: skip
+VALID_HYPERPARAMETERS = [{}, {"jbond": {"beta_anchor": 0.5}},
+                         {"nash-md-fixed-alpha": {"alpha": 0.5}}, {"wind-kl": {"beta": 0.2}},
+                         {"dpo": {"beta": 0.2}}]  # fmt: skip
 
 
 @st.composite
@@ -258,7 +259,12 @@ def bandit_config(draw: st.DrawFn) -> tuple[dict, str]:
         },
         "methods": draw(methods),
         "hyperparameters": draw(st.sampled_from(VALID_HYPERPARAMETERS)),
-        "tuning": {"lr": [0.1], "eta": [draw(st.sampled_from([0.5, 1.0, 2.0]))], "seeds": [1]},
+        "tuning": {
+            "lr": [0.1],
+            "eta": [draw(st.sampled_from([0.5, 1.0, 2.0]))],
+            "gamma": [0.1],
+            "seeds": [1],
+        },
         "report": {"seeds": 1, "bon_rounds": 1, "kl_levels": [0.1]},
         "workers": 1,
     }

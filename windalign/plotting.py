@@ -37,12 +37,42 @@ def _finish(fig: Any, ax: Any, path: str | Path, ylabel: str, title: str) -> Pat
 
 @dataclass
 class Curve:
-    """One line of a figure: ``y`` against ``x`` with an optional ``[lo, hi]`` band."""
+    """One line of a figure: ``y`` against ``x`` with an optional ``[lo, hi]`` band, an optional
+    ``marker`` on every point and optional point ``labels`` written next to the points."""
 
     x: Sequence[float] | np.ndarray
     y: Sequence[float] | np.ndarray
     lo: Sequence[float] | np.ndarray | None = None
     hi: Sequence[float] | np.ndarray | None = None
+    marker: str | None = None
+    labels: Sequence[str] | None = None
+
+
+#: curves with at most this many points get markers, so short traces stay visible
+MARKER_MAX_POINTS = 30
+#: more curves than this put the legend beside the axes
+LEGEND_INSIDE_MAX = 8
+#: line styles cycled once the ten default colours are used up
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def clip_band(
+    y: np.ndarray, lo: np.ndarray, hi: np.ndarray, valid: tuple[float, float], logy: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """A band ``[lo, hi]`` clipped to the metric's ``valid`` range; on a log axis its lower edge
+    is also kept positive (never below a tenth of the curve's smallest positive value).
+
+    >>> clip_band(np.array([0.9]), np.array([0.8]), np.array([1.1]), (0.0, 1.0), False)
+    (array([0.8]), array([1.]))
+    >>> clip_band(np.array([0.02, 0.5]), np.array([-0.1, 0.4]), np.array([0.1, 0.6]),
+    ...           (0.0, 1.0), True)[0]
+    array([0.002, 0.4  ])
+    """
+    low, high = valid
+    if logy:
+        positive = y[np.isfinite(y) & (y > 0)]
+        low = max(low, positive.min() / 10 if positive.size else np.inf)
+    return np.clip(lo, low, high), np.clip(hi, low, high)
 
 
 def line_plot(
@@ -55,13 +85,18 @@ def line_plot(
     logx: bool = False,
     logy: bool = False,
     hline: float | None = None,
+    valid: tuple[float, float] = (-np.inf, np.inf),
 ) -> Path:
     """Draw ``curves`` (label -> :class:`Curve`) into a PNG at ``path``; returns the path.
 
-    Non-positive values are dropped from log-scaled axes instead of crashing the plot.
+    Non-positive values are dropped from log-scaled axes instead of crashing the plot; bands are
+    clipped to ``valid`` (the metric's range) and kept positive on a log axis (:func:`clip_band`).
+    Curves of at most ``MARKER_MAX_POINTS`` points get markers; after ten curves the line style
+    changes, so every curve stays distinguishable; many curves put the legend beside the axes.
     """
-    fig, ax = _new_figure((7, 4.5))
-    for label, c in curves.items():
+    many = len(curves) > LEGEND_INSIDE_MAX
+    fig, ax = _new_figure((9.5, 4.5) if many else (7, 4.5))
+    for i, (label, c) in enumerate(curves.items()):
         x = np.asarray(c.x, dtype=float)
         y = np.asarray(c.y, dtype=float)
         keep = np.isfinite(x) & np.isfinite(y)
@@ -69,10 +104,16 @@ def line_plot(
             keep &= y > 0
         if logx:
             keep &= x > 0
-        (line,) = ax.plot(x[keep], y[keep], label=label, lw=1.6)
+        marker = c.marker or ("o" if keep.sum() <= MARKER_MAX_POINTS else None)
+        style = LINE_STYLES[(i // 10) % len(LINE_STYLES)]
+        (line,) = ax.plot(x[keep], y[keep], label=label, lw=1.6, ls=style, marker=marker, ms=4)
         if c.lo is not None and c.hi is not None:
             lo, hi = np.asarray(c.lo, dtype=float), np.asarray(c.hi, dtype=float)
-            ax.fill_between(x[keep], lo[keep], hi[keep], color=line.get_color(), alpha=0.2)
+            lo, hi = clip_band(y[keep], lo[keep], hi[keep], valid, logy)
+            ax.fill_between(x[keep], lo, hi, color=line.get_color(), alpha=0.2)
+        for xi, yi, text in zip(x, y, c.labels or (), strict=False):
+            if np.isfinite(xi) and np.isfinite(yi):
+                ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7)
     if hline is not None:
         ax.axhline(hline, color="grey", lw=0.8, ls="--")
     if logx:
@@ -81,7 +122,10 @@ def line_plot(
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if many:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(fontsize=8, loc="best")
     return _finish(fig, ax, path, ylabel, title)
 
 
@@ -93,10 +137,15 @@ def bar_plot(
     errors: Mapping[str, float] | None = None,
     title: str = "",
 ) -> Path:
-    """Bar chart of ``values`` (label -> value, optional symmetric ``errors``) into a PNG."""
+    """Bar chart of ``values`` (label -> value >= 0, optional ``errors``) into a PNG; an error
+    bar never reaches below zero (its lower arm is clipped at the value)."""
     labels = list(values)
     fig, ax = _new_figure((max(5, 0.9 * len(labels) + 2), 4))
-    err = [errors[k] for k in labels] if errors else None
+    err = None
+    if errors:
+        err = np.array(
+            [[min(errors[k], max(values[k], 0.0)) for k in labels], [errors[k] for k in labels]]
+        )
     ax.bar(labels, [values[k] for k in labels], yerr=err, capsize=3, color="tab:blue", alpha=0.8)
     ax.tick_params(axis="x", rotation=30)
     ax.grid(True, axis="y", alpha=0.3)

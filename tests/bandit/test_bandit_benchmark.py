@@ -13,19 +13,19 @@ from windalign.bandit.benchmark import (
     grid,
     method_hyperparameters,
     run_benchmark,
-    step_hyperparameter,
+    tuning_scores,
     with_overrides,
 )
 from windalign.bandit.config import config_from_dict, config_reference, load_config
-from windalign.bandit.report import collect, crossing, fmt, mean_ci, summary_tables
-from windalign.bandit.runner import METHODS
+from windalign.bandit.methods import BENCH_METHODS
+from windalign.bandit.report import Yardsticks, collect, crossing, fmt, mean_ci, summary_tables
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "bandit.yaml"
 TINY = {
     "env": {"n_actions": 4, "context_dim": 3, "feature_dim": 2, "n_eval": 16},
     "train": {"batch": 8, "samples": 3, "query_budget": 300, "evals": 3},
     "methods": ["wind-squared", "jbond", "bon-distill"],
-    "tuning": {"lr": [0.03, 0.3], "eta": [1.0, 2.0], "seeds": [7]},
+    "tuning": {"lr": [0.03, 0.3], "eta": [1.0, 2.0], "gamma": [0.05, 0.3], "seeds": [7]},
     "report": {"seeds": 2, "bon_rounds": 2, "kl_levels": [0.01]},
     "workers": 1,
 }
@@ -34,7 +34,7 @@ TINY = {
 def test_default_config_file_loads_and_quick_overrides_apply():
     cfg = load_config(CONFIG)
     quick = load_config(CONFIG, quick=True)
-    assert set(cfg.methods) == set(METHODS.names())
+    assert set(cfg.methods) == set(BENCH_METHODS.names())
     assert cfg.report.seeds >= 5
     assert quick.train.query_budget < cfg.train.query_budget
     assert quick.env == cfg.env
@@ -72,19 +72,56 @@ def test_missing_config_file_is_a_clear_error(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-def test_every_method_gets_the_same_grid_on_its_step_hyperparameter():
+#: each method's tuned hyperparameters at the TINY grid point (lr 0.3, second knob value), written
+#: out by hand from the protocol (docs/results-bandit.md), not read back from the code under test
+EXPECTED_POINT = {
+    "wind-squared": {"eta": 2.0, "beta": 0.1},
+    "wind-kl": {"eta": 2.0, "beta": 0.1},
+    "wind-nce": {"eta": 2.0, "beta": 0.1},
+    "sppo": {"eta": 2.0, "beta": 0.0},
+    "sppo-hard": {"eta": 2.0, "beta": 0.0},
+    "jbond": {"beta_anchor": 1.0, "fail_reward": -np.log(16), "jeffreys": 0.5, "beta": 0.1,
+              "gamma": 0.3},
+    "nash-md": {"eta": 2.0, "beta": 0.1, "alpha": 0.2 / 1.2},
+    "nash-md-fixed-alpha": {"eta": 2.0, "beta": 0.1, "alpha": 0.125},
+    "dpo": {"beta": 0.1},
+    "ipo": {"beta": 0.1},
+    "dpo-beta-tuned": {"beta": 0.05},
+    "ipo-beta-tuned": {"beta": 0.05},
+    "bon-distill": {},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("method", BENCH_METHODS.names())
+def test_each_method_is_tuned_on_its_own_knob(method):
     cfg = config_from_dict(TINY)
-    for method in METHODS.names():
-        points = grid(cfg, method)
-        if step_hyperparameter(method) is None:
-            assert points == [(0.03, None), (0.3, None)]
-            continue
-        assert len(points) == 4
-        name, sign = step_hyperparameter(method)
-        base = method_hyperparameters(cfg, method, None)[name]
-        for _, eta in points:
-            scaled = method_hyperparameters(cfg, method, eta)[name]
-            assert scaled == pytest.approx(base * eta**sign)
+    points = grid(cfg, method)
+    lr_only = method in ("dpo", "ipo", "bon-distill")
+    assert len(points) == (2 if lr_only else 4)
+    assert points[-1][0] == 0.3
+    hp = method_hyperparameters(cfg, method, points[-1][1])
+    assert hp.keys() == EXPECTED_POINT[method].keys()
+    for key, value in EXPECTED_POINT[method].items():
+        assert hp[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_tuned_knobs_cannot_be_fixed_in_the_config():
+    with pytest.raises(ValueError, match=r"hyperparameters.jbond.gamma is set by the tuning grid"):
+        config_from_dict({"hyperparameters": {"jbond": {"gamma": 0.1}}})
+    with pytest.raises(ValueError, match=r"nash-md.alpha is set by the tuning grid; it is tied"):
+        config_from_dict({"hyperparameters": {"nash-md": {"alpha": 0.1}}})
+    cfg = config_from_dict({"hyperparameters": {"nash-md-fixed-alpha": {"alpha": 0.3}}})
+    assert method_hyperparameters(cfg, "nash-md-fixed-alpha", 4.0)["alpha"] == 0.3
+
+
+def test_tuning_score_is_the_mean_win_rate_against_the_bo2_targets():
+    rows = [
+        {"method": "m", "point": 0, "win_rate_ref": 0.9, "win_rate_vs_bo2_1": 0.6,
+         "win_rate_vs_bo2_2": 0.2},
+        {"method": "m", "point": 0, "win_rate_ref": 0.9, "win_rate_vs_bo2_1": 0.5,
+         "win_rate_vs_bo2_2": 0.5},
+    ]  # fmt: skip
+    assert tuning_scores(rows) == {("m", 0): pytest.approx(0.45)}
 
 
 def test_shared_beta_applies_except_to_published_sppo():
@@ -105,7 +142,8 @@ def test_mean_ci_is_the_student_t_interval():
     lo, hi = stats.t.interval(0.95, 6, loc=x.mean(0), scale=stats.sem(x, axis=0))
     np.testing.assert_allclose(m - h, lo)
     np.testing.assert_allclose(m + h, hi)
-    assert fmt(np.array([1.0, np.nan])) == "1.000 ± 0.000 (1/2)"
+    assert fmt(np.array([1.0, np.nan])) == "1.000 ± n/a (1/2)"
+    assert fmt(np.array([2.5])) == "2.500 ± n/a"  # one seed has no interval, not ± 0
     assert fmt(np.array([np.nan])) == "not reached"
 
 
@@ -127,13 +165,16 @@ def test_benchmark_tunes_then_reports_fresh_seeds():
         assert all(r["lr"] == lr for r in rows)
     runs = collect(report)
     assert runs["jbond"].values["win_rate_ref"].shape[0] == 2
-    text = "\n".join(
-        summary_tables(runs, best, [{"win_rate_ref": 0.5}, {"win_rate_ref": 0.51}], [0.01])
-    )
-    assert "Ratio of mean queries to `jbond`'s" in text
+    assert runs["jbond"].values["win_rate_vs_bo2_2"].shape[0] == 2
+    bo2 = [{"win_rate_ref": w, "kl_ref": k, "win_rate_vs_bo2_1": v, "win_rate_vs_bo2_2": u}
+           for w, k, v, u in [(0.5, 0.0, 0.45, 0.4), (0.51, 0.01, 0.5, 0.45),
+                              (0.52, 0.02, 0.55, 0.5)]]  # fmt: skip
+    ys = Yardsticks(bo2=bo2, eqs=[{"beta": 0.1, **bo2[2]}], family=bo2)
+    text = "\n".join(summary_tables(runs, best, ys, [0.01]))
+    assert "Ratio of mean queries to dominance to `jbond`'s" in text
     for method in cfg.methods:
-        # final metrics, queries, samples, matched KL (+ the ratio to J-BOND for WIND losses)
-        assert text.count(f"| `{method}` |") == 4 + method.startswith("wind-")
+        # dominance: queries, KL, samples (+ ratio to J-BOND); frontier x 2; end; best; secondary
+        assert text.count(f"| `{method}` |") == 8 + (method != "jbond")
 
 
 def test_set_overrides_are_applied_last_and_validated():

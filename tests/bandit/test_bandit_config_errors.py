@@ -8,7 +8,7 @@ import pytest
 
 from windalign.bandit.benchmark import with_overrides
 from windalign.bandit.config import config_from_dict, load_config, memory_estimate
-from windalign.bandit.runner import METHODS
+from windalign.bandit.methods import BENCH_METHODS
 from windalign.cli import main
 from windalign.cli.bandit import METHOD_NAMES
 
@@ -22,13 +22,13 @@ def _load(tmp_path, text: str, **kw):
 @pytest.mark.parametrize(
     ("method", "key", "value", "valid"),
     [
-        ("jbond", "gamma", 2, "a float in (0, 1]"),
-        ("jbond", "gamma", 0, "a float in (0, 1]"),
+        ("jbond", "jeffreys", 2, "a float in [0, 1]"),
+        ("nash-md", "beta", -1, "a finite float >= 0"),
         ("jbond", "jeffreys", -0.5, "a float in [0, 1]"),
         ("jbond", "fail_reward", 1.0, "a finite float <= 0"),
         ("jbond", "beta_anchor", -1, "a finite float >= 0"),
-        ("nash-md", "alpha", 1.5, "a float in [0, 1]"),
-        ("wind-kl", "eta", 0, "a finite float > 0"),
+        ("nash-md-fixed-alpha", "alpha", 1.5, "a float in [0, 1]"),
+        ("wind-kl", "beta", ".inf", "a finite float >= 0"),
         ("wind-squared", "beta", -0.1, "a finite float >= 0"),
         ("dpo", "beta", 0, "a finite float > 0"),
         ("ipo", "beta", ".inf", "a finite float > 0"),
@@ -42,8 +42,8 @@ def test_hyperparameters_out_of_range_name_the_key_at_load(tmp_path, method, key
 
 
 def test_hyperparameter_in_range_is_accepted_and_used(tmp_path):
-    cfg = _load(tmp_path, "hyperparameters:\n  jbond: {gamma: 1}\n")
-    assert cfg.hyperparameters == {"jbond": {"gamma": 1.0}}
+    cfg = _load(tmp_path, "hyperparameters:\n  jbond: {beta_anchor: 2}\n")
+    assert cfg.hyperparameters == {"jbond": {"beta_anchor": 2.0}}
 
 
 @pytest.mark.parametrize(
@@ -53,8 +53,8 @@ def test_hyperparameter_in_range_is_accepted_and_used(tmp_path):
         ("hyperparameters: 3\n", "hyperparameters must be a mapping of method names"),
         ("hyperparameters: {jbond: 0.5}\n", "hyperparameters.jbond must be a mapping of"),
         ("hyperparameters: {jbond: [0.5]}\n", "hyperparameters.jbond must be a mapping of"),
-        ("hyperparameters: {jbond: {gamma: [0.1]}}\n", "hyperparameters.jbond.gamma = [0.1]"),
-        ("hyperparameters: {jbond: {gamma: x}}\n", "hyperparameters.jbond.gamma = 'x' is inv"),
+        ("hyperparameters: {jbond: {beta: [0.1]}}\n", "hyperparameters.jbond.beta = [0.1]"),
+        ("hyperparameters: {jbond: {beta: x}}\n", "hyperparameters.jbond.beta = 'x' is inv"),
         ("hyperparameters: {jbnod: {gamma: 0.1}}\n", "hyperparameters.jbnod: unknown method"),
         ("hyperparameters: {jbond: {eta: 0.1}}\n", "hyperparameters.jbond.eta is not a hyper"),
     ],
@@ -132,12 +132,12 @@ def test_set_with_invalid_yaml_is_a_clear_error(tmp_path):
 
 
 def test_help_names_match_the_registry(capsys):
-    assert list(METHOD_NAMES) == METHODS.names()
+    assert list(METHOD_NAMES) == BENCH_METHODS.names()
     with pytest.raises(SystemExit):
         main(["bandit", "--help"])
     out = "".join(capsys.readouterr().out.split())  # help lines wrap anywhere, hyphens too
     assert "separatedbyspacesorcommas" in out
-    assert "oneormoreof:" + ",".join(METHODS.names()) in out
+    assert "oneormoreof:" + ",".join(BENCH_METHODS.names()) in out
 
 
 @pytest.mark.parametrize(

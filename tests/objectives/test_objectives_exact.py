@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import brentq
+from scipy.special import lambertw
 
 from windalign.games import best_of_two
 from windalign.objectives import LOSSES, SampleBatch
@@ -153,14 +154,36 @@ def test_estimated_win_rate_bias_shrinks_with_k(name):
     assert bias[2] < bias[1] < bias[0], bias
 
 
-def test_sppo_minimizer_is_biased_by_its_normalizer_assumption():
+def sppo_closed_form(game: dict[str, torch.Tensor], w: torch.Tensor, eta: float) -> torch.Tensor:
+    """The exact minimizer of SPPO's population loss ``sum_y pi_t(y) (s(y) - h(y))^2``,
+    ``h = eta (w - 1/2)``, over normalized ``pi = pi_t e^s`` (beta = 0).
+
+    Stationarity gives ``s - h = m e^s`` for one scalar ``m`` (the normalizer's multiplier), so
+    ``e^s = W_0(-m e^h) / (-m)`` (Lambert W); ``m < 0`` solves ``sum_y pi_t(y) e^{s(y)} = 1``.
+    """
+    pi_t, h = game["log_pi"].exp().numpy(), (eta * (w - 0.5)).numpy()
+
+    def ratio(m: float) -> np.ndarray:
+        return np.real(lambertw(-m * np.exp(h))) / -m
+
+    m = brentq(lambda m: float(pi_t @ ratio(m)) - 1.0, -1e3, -1e-12, xtol=1e-300, rtol=1e-15)
+    return torch.log(torch.as_tensor(pi_t * ratio(m)))
+
+
+def test_sppo_minimizer_is_its_closed_form():
+    """SPPO's minimizer (exact win rates) is the Lambert-W closed form, not the WIND step: its
+    bias comes from assuming ``log Z_t = eta / 2`` (THEORY.md 5)."""
     game, eta = make_game(6), 2.0
     w = game["P"] @ game["log_pi"].exp()
     got = minimize("sppo", game, 2, "soft", exact_w=w, eta=eta, beta=0.0)
-    target = exact_step(game, eta, 0.0)
+    closed = sppo_closed_form(game, w, eta)
+    assert tv(got, closed) < 1e-7
     log_z = torch.logsumexp(game["log_pi"] + eta * w, -1).item()
     assert log_z > eta / 2 + 1e-3  # Jensen: E_pi w = 1/2, so log Z_t > eta/2 unless w is flat
-    assert tv(got, target) > 1e-3
+    # the bias against the exact WIND step is the closed form's, measured: 0.0033
+    target = exact_step(game, eta, 0.0)
+    assert tv(got, target) == pytest.approx(tv(closed, target), abs=1e-7)
+    assert tv(closed, target) > 2e-3
 
 
 def test_sppo_bias_vanishes_when_log_z_equals_half_step():

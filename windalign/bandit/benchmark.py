@@ -1,12 +1,12 @@
-"""The bandit benchmark: tune every method on one grid, rerun on fresh seeds, report with 95% CIs.
+"""The bandit benchmark: tune every method on its own knobs, rerun on fresh seeds, report.
 
 Protocol (``configs/bandit.yaml``): every method gets the same policy class, the same preference
-query budget and the same tuning grid (learning rate x step multiplier ``eta``, see
-:class:`~windalign.bandit.config.TuningSettings`) evaluated on the same tuning seeds; the grid
-point with the best tuning score (mean win rate against the reference over the run's log-spaced
-evaluations: the area under the win-rate curve on a log-query axis) is rerun on fresh seeds
-``0..n-1``. Runs go to
-a process pool (``workers``); each process builds the environment and its exact evaluator once.
+query budget and the same tuning seeds; each is tuned on the learning rate times one knob of its
+own (:mod:`windalign.bandit.methods`, :class:`~windalign.bandit.config.TuningSettings`). The grid
+point with the best tuning score (:func:`tuning_scores`: the mean exact win rate against
+``Bo2^t(pi_ref)`` over the run's log-spaced evaluations) is rerun on fresh seeds ``0..n-1``.
+Runs go to a process pool (``workers``); each process builds the environment and its exact
+evaluator once.
 """
 
 from __future__ import annotations
@@ -29,45 +29,31 @@ from tqdm.auto import tqdm
 
 from windalign.bandit.config import BenchConfig
 from windalign.bandit.env import EnvConfig, PreferenceBandit
-from windalign.bandit.runner import METHODS, Evaluator, RunConfig, train
+from windalign.bandit.methods import BENCH_METHODS, KNOB_AXIS, apply_knob
+from windalign.bandit.runner import Evaluator, RunConfig, dominance_score, train
+from windalign.objectives import LOSSES
 
 if TYPE_CHECKING:
     from windalign.rundir import RunDir
 
-#: the hyperparameter the ``eta`` grid axis scales, and how: ``+1`` multiplies, ``-1`` divides.
-STEP_HYPERPARAMETERS = (("eta", 1), ("beta_anchor", -1), ("beta", -1))
 
-
-def step_hyperparameter(method: str) -> tuple[str, int] | None:
-    """``(name, sign)`` of the method's step-size hyperparameter, or ``None`` if it has none.
-
-    >>> [step_hyperparameter(m) for m in ("wind-kl", "dpo", "bon-distill")]
-    [('eta', 1), ('beta', -1), None]
-    """
-    defaults = METHODS[method].defaults
-    return next(((n, s) for n, s in STEP_HYPERPARAMETERS if n in defaults), None)
-
-
-def method_hyperparameters(cfg: BenchConfig, method: str, eta: float | None) -> dict[str, float]:
-    """The method's hyperparameters for one grid point.
+def method_hyperparameters(cfg: BenchConfig, method: str, value: float | None) -> dict[str, float]:
+    """The method's hyperparameters at the grid point whose knob value is ``value``.
 
     Loss defaults, then the shared ``train.beta`` (KL strength to the reference) wherever the
     default is positive (SPPO's published ``beta = 0`` is kept), then the config's per-method
-    ``hyperparameters``, then the ``eta`` multiplier on the step hyperparameter.
+    ``hyperparameters``, then the knob (:func:`windalign.bandit.methods.apply_knob`).
 
     >>> cfg = BenchConfig()
-    >>> method_hyperparameters(cfg, "ipo", 2.0), method_hyperparameters(cfg, "sppo", 2.0)
-    ({'beta': 0.05}, {'eta': 2.0, 'beta': 0.0})
+    >>> method_hyperparameters(cfg, "ipo-beta-tuned", 2.0), method_hyperparameters(cfg, "ipo", None)
+    ({'beta': 0.05}, {'beta': 0.1})
     """
-    hp = dict(METHODS[method].defaults)
+    variant = BENCH_METHODS[method]
+    hp = dict(LOSSES[variant.loss].defaults)
     if hp.get("beta", 0.0) > 0:
         hp["beta"] = cfg.train.beta
     hp |= cfg.hyperparameters.get(method, {})
-    step = step_hyperparameter(method)
-    if step is not None and eta is not None:
-        name, sign = step
-        hp[name] = hp[name] * eta if sign > 0 else hp[name] / eta
-    return hp
+    return apply_knob(variant, hp, value)
 
 
 def check_runs(cfg: BenchConfig) -> None:
@@ -79,7 +65,8 @@ def check_runs(cfg: BenchConfig) -> None:
 
     t = cfg.train
     for method in cfg.methods:
-        spec = METHODS[method]
+        variant = BENCH_METHODS[method]
+        spec = LOSSES[variant.loss]
         per_round = t.batch * queries_per_prompt(spec, t.samples)
         if t.query_budget < per_round:
             raise ValueError(
@@ -87,22 +74,29 @@ def check_runs(cfg: BenchConfig) -> None:
                 f"(train.batch = {t.batch} prompts x {per_round // t.batch} queries = "
                 f"{per_round}); raise train.query_budget or lower train.batch"
             )
-        for _, eta in grid(cfg, method):
-            hp = method_hyperparameters(cfg, method, eta)
+        for _, value in grid(cfg, method):
+            hp = method_hyperparameters(cfg, method, value)
             try:
                 spec.resolve(method, hp, kind="method")
             except ValueError as err:
                 raise ValueError(
-                    f"at the tuning grid point eta = {eta} (train.beta = {t.beta:g}, "
+                    f"at the tuning grid point {variant.knob} = {value} (train.beta = {t.beta:g}, "
                     f"hyperparameters.{method} = {cfg.hyperparameters.get(method, {})}): {err}; "
-                    "adjust tuning.eta or the hyperparameters"
+                    f"adjust tuning.{KNOB_AXIS.get(variant.knob or '', 'lr')} or the "
+                    "hyperparameters"
                 ) from None
 
 
 def grid(cfg: BenchConfig, method: str) -> list[tuple[float, float | None]]:
-    """Grid points ``(lr, eta)``; ``eta`` is ``None`` for a method without a step size."""
-    etas = cfg.tuning.eta if step_hyperparameter(method) else [None]
-    return list(itertools.product(cfg.tuning.lr, etas))
+    """Grid points ``(lr, knob value)``; the value is ``None`` for a method tuned on lr only.
+
+    >>> cfg = BenchConfig()
+    >>> len(grid(cfg, "wind-kl")), len(grid(cfg, "jbond")), grid(cfg, "dpo")[:2]
+    (25, 25, [(0.01, None), (0.03, None)])
+    """
+    knob = BENCH_METHODS[method].knob
+    values = getattr(cfg.tuning, KNOB_AXIS[knob]) if knob else [None]
+    return list(itertools.product(cfg.tuning.lr, values))
 
 
 @dataclass(frozen=True)
@@ -113,19 +107,19 @@ class Task:
     method: str
     point: int
     lr: float
-    eta: float | None
+    value: float | None
     seed: int
     run: RunConfig
 
 
 def make_task(cfg: BenchConfig, phase: str, method: str, point: int, seed: int) -> Task:
     """The :class:`Task` for ``method`` at its grid point number ``point`` and ``seed``."""
-    lr, eta = grid(cfg, method)[point]
+    lr, value = grid(cfg, method)[point]
     t = cfg.train
     run = RunConfig(
-        method=method,
+        method=BENCH_METHODS[method].loss,
         lr=lr,
-        hp=method_hyperparameters(cfg, method, eta),
+        hp=method_hyperparameters(cfg, method, value),
         seed=seed,
         policy=t.policy,
         hidden=t.hidden,
@@ -135,18 +129,18 @@ def make_task(cfg: BenchConfig, phase: str, method: str, point: int, seed: int) 
         query_budget=t.query_budget,
         evals=t.evals,
     )
-    return Task(phase, method, point, lr, eta, seed, run)
+    return Task(phase, method, point, lr, value, seed, run)
 
 
 _WORKER: dict[str, tuple[PreferenceBandit, Evaluator]] = {}
 
 
-def _init_worker(env_cfg: EnvConfig, beta: float) -> None:
+def _init_worker(env_cfg: EnvConfig, beta: float, bon_rounds: int) -> None:
     env = PreferenceBandit(env_cfg)
-    _WORKER["env"] = (env, Evaluator(env, beta))
+    _WORKER["env"] = (env, Evaluator(env, beta, bon_rounds))
 
 
-def _init_pool_worker(env_cfg: EnvConfig, beta: float) -> None:
+def _init_pool_worker(env_cfg: EnvConfig, beta: float, bon_rounds: int) -> None:
     import signal
 
     import torch
@@ -155,14 +149,15 @@ def _init_pool_worker(env_cfg: EnvConfig, beta: float) -> None:
     # one line, exit 130); a worker must not print a traceback of its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)  # one process per core; tiny tensors gain nothing from threads
-    _init_worker(env_cfg, beta)
+    _init_worker(env_cfg, beta, bon_rounds)
 
 
 def _run_task(task: Task) -> list[dict]:
     env, evaluator = _WORKER["env"]
     tags = {"phase": task.phase, "method": task.method, "seed": task.seed, "point": task.point}
     tags["lr"] = task.lr
-    tags["eta"] = float("nan") if task.eta is None else task.eta
+    tags["knob"] = BENCH_METHODS[task.method].knob or ""
+    tags["value"] = float("nan") if task.value is None else task.value
     return [tags | row for row in train(env, evaluator, task.run)]
 
 
@@ -170,7 +165,7 @@ def _run_task(task: Task) -> list[dict]:
 def task_runner(cfg: BenchConfig) -> Iterator[Callable[..., Iterator[list[dict]]]]:
     """A ``map``-like callable running tasks: in-process for ``workers = 1``, else in a pool of
     spawned processes (started once, reused by the tuning and report phases)."""
-    init = (cfg.env, cfg.train.beta)
+    init = (cfg.env, cfg.train.beta, cfg.report.bon_rounds)
     if cfg.workers == 1:
         import torch
 
@@ -197,17 +192,19 @@ def run_tasks(
 
 
 def tuning_scores(rows: Iterable[Mapping]) -> dict[tuple[str, int], float]:
-    """Tuning score per (method, grid point): mean win rate vs the reference over the run's
-    evaluations and the tuning seeds. Evaluations are log-spaced in rounds, so this is the area
-    under the win-rate curve on a log-query axis: early progress and final level count alike.
+    """Tuning score per (method, grid point): the mean over the run's evaluations and the tuning
+    seeds of :func:`~windalign.bandit.runner.dominance_score` (the mean exact win rate against
+    ``Bo2^t(pi_ref)``, ``t = 1..report.bon_rounds``). Evaluations are log-spaced in rounds, so
+    this is the area under the head-to-head curves on a log-query axis: early progress and final
+    strength count alike, and the score is the headline's own quantity.
 
-    >>> rows = [{"method": "m", "point": 0, "win_rate_ref": w} for w in (0.5, 0.7)]
+    >>> rows = [{"method": "m", "point": 0, "win_rate_vs_bo2_1": w} for w in (0.4, 0.6)]
     >>> tuning_scores(rows)
-    {('m', 0): 0.6}
+    {('m', 0): 0.5}
     """
     groups: dict[tuple[str, int], list[float]] = {}
     for r in rows:
-        groups.setdefault((r["method"], r["point"]), []).append(r["win_rate_ref"])
+        groups.setdefault((r["method"], r["point"]), []).append(dominance_score(r))
     return {key: float(np.mean(v)) for key, v in groups.items()}
 
 
@@ -227,9 +224,10 @@ def best_points(methods: Iterable[str], scores: Mapping[tuple[str, int], float])
 def run_benchmark(cfg: BenchConfig, progress: bool = True) -> tuple[list[dict], list[dict], dict]:
     """Tune every method, rerun the best grid point on fresh seeds.
 
-    Returns ``(tuning_rows, report_rows, best)`` where ``best[method] = (lr, eta)``. Each row is
-    one evaluation of one run (see :func:`windalign.bandit.runner.train`) tagged with ``phase``,
-    ``method``, ``seed``, grid ``point``, ``lr`` and ``eta`` (NaN for no step size).
+    Returns ``(tuning_rows, report_rows, best)`` where ``best[method] = (lr, knob value)``. Each
+    row is one evaluation of one run (see :func:`windalign.bandit.runner.train`) tagged with
+    ``phase``, ``method``, ``seed``, grid ``point``, ``lr``, ``knob`` (its name, empty for lr
+    only) and ``value`` (NaN for lr only).
     """
     tasks = [
         make_task(cfg, "tune", m, point, seed)
@@ -302,6 +300,25 @@ def write_run(
         return _run_and_commit(cfg, rd, progress)
 
 
+#: betas of the dense WIND equilibrium family the frontier tables interpolate along
+FAMILY_BETAS = tuple(np.geomspace(0.005, 20.0, 49).tolist())
+
+
+def grid_protocol(cfg: BenchConfig) -> str:
+    """One line per method: its tuned knob and its number of grid points (they differ).
+
+    >>> print(grid_protocol(BenchConfig(methods=["wind-kl", "dpo"])))
+    - `wind-kl`: lr x eta (25 points)
+    - `dpo`: lr (5 points)
+    """
+    lines = []
+    for m in cfg.methods:
+        knob = BENCH_METHODS[m].knob
+        axis = "lr" if knob is None else f"lr x {'beta / eta' if knob == 'beta' else knob}"
+        lines.append(f"- `{m}`: {axis} ({len(grid(cfg, m))} points)")
+    return "\n".join(lines)
+
+
 def _run_and_commit(cfg: BenchConfig, rd: RunDir, progress: bool) -> Path:
     """The body of :func:`write_run` inside the open run directory ``rd``."""
     import time
@@ -309,41 +326,44 @@ def _run_and_commit(cfg: BenchConfig, rd: RunDir, progress: bool) -> Path:
     import yaml
 
     from windalign.bandit.config import config_to_dict
-    from windalign.bandit.report import collect, summary_tables, write_figures
+    from windalign.bandit.report import Yardsticks, collect, summary_tables, write_figures
 
     config = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)  # fails before the run
     start = time.perf_counter()
     tuning, report, best = run_benchmark(cfg, progress)
     elapsed = time.perf_counter() - start
-    evaluator = Evaluator(PreferenceBandit(cfg.env), cfg.train.beta)
+    evaluator = Evaluator(PreferenceBandit(cfg.env), cfg.train.beta, cfg.report.bon_rounds)
     eq = evaluator(np.log(evaluator.pi_star))
-    exact = evaluator.iterated_bo2(cfg.report.bon_rounds)
+    ys = Yardsticks(
+        bo2=evaluator.iterated_bo2(cfg.report.bon_rounds),
+        eqs=evaluator.equilibria(cfg.report.eq_betas),
+        family=evaluator.equilibria(FAMILY_BETAS),
+    )
     runs = collect(report)
-    paths = {
-        "exact iterated Bo2": evaluator.iterated_bo2(2 * cfg.report.bon_rounds),
-        "exact WIND (eta = 1)": evaluator.exact_wind(1.0, 100),
-    }
-    figures = write_figures(runs, rd.staging, eq, paths)
-    e, t = cfg.env, cfg.train
+    figures = write_figures(runs, rd.staging, eq, ys)
+    e, t, tu = cfg.env, cfg.train, cfg.tuning
     lines = [
         "# Bandit benchmark summary",
         "",
-        f"{len(cfg.methods)} methods, tuned on {len(cfg.tuning.seeds)} seeds over lr "
-        f"{cfg.tuning.lr} x eta {cfg.tuning.eta}, reported on {cfg.report.seeds} fresh seeds "
-        f"(mean ± 95% t-interval). Budget {t.query_budget} preference queries per run, "
-        f"{t.batch} prompts x {t.samples} samples per round, {t.steps_per_round} gradient "
-        f"step(s) per round, `{t.policy}` policy, beta = {t.beta:g}. Environment: K = "
-        f"{e.n_actions} actions, d = {e.context_dim}, non-transitive share {e.nontransitive:g}, "
-        f"{len(evaluator.x)} evaluation contexts. Total time {elapsed:.0f} s.",
+        f"{len(cfg.methods)} methods, each tuned on {len(tu.seeds)} seeds over lr {tu.lr} x one "
+        f"knob of its own (eta {tu.eta}, J-BOND's gamma {tu.gamma}) by the mean exact win rate "
+        f"against Bo2^1..{cfg.report.bon_rounds}(pi_ref) over the run's evaluations, reported on "
+        f"{cfg.report.seeds} fresh seeds (mean ± 95% t-interval). Budget {t.query_budget} "
+        f"preference queries per run, {t.batch} prompts x {t.samples} samples per round, "
+        f"{t.steps_per_round} gradient step(s) per round, `{t.policy}` policy, beta = "
+        f"{t.beta:g}. Environment: K = {e.n_actions} actions, d = {e.context_dim}, "
+        f"non-transitive share {e.nontransitive:g}, {len(evaluator.x)} evaluation contexts. "
+        f"Total time {elapsed:.0f} s.",
         "",
-        f"Exact WIND equilibrium pi*: win rate vs ref {eq['win_rate_ref']:.4f}, exploitability "
-        f"{eq['exploitability']:.4f}, KL(pi*‖ref) {eq['kl_ref']:.4f}. Exact iterated Best-of-2 "
-        "(win rate vs ref, KL to ref): "
-        + ", ".join(
-            f"t={i}: {r['win_rate_ref']:.4f}, {r['kl_ref']:.3f}" for i, r in enumerate(exact)
-        ),
+        "Grid points per method:",
         "",
-        *summary_tables(runs, best, exact, cfg.report.kl_levels),
+        grid_protocol(cfg),
+        "",
+        f"Exact WIND equilibrium pi* (beta = {t.beta:g}): win rate vs ref "
+        f"{eq['win_rate_ref']:.4f}, exploitability {eq['exploitability']:.4f}, KL(pi*‖ref) "
+        f"{eq['kl_ref']:.4f}.",
+        "",
+        *summary_tables(runs, best, ys, cfg.report.kl_levels),
         "",
         "Figures: " + ", ".join(f"[{p.name}]({p.name})" for p in figures),
         "",

@@ -69,10 +69,12 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class TuningSettings:
-    """The grid every method is tuned on (same grid, same seeds, same budget per point).
+    """The grid every method is tuned on: the learning rate times one knob of its own
+    (:mod:`windalign.bandit.methods`), the same seeds and budget at every point.
 
-    ``eta`` multiplies each method's step size: ``eta`` itself where the loss has one, else
-    ``beta_anchor / eta`` (J-BOND) or ``beta / eta`` (DPO, IPO); ``bon-distill`` has none.
+    ``eta`` multiplies the step size of the methods that have one (WIND, SPPO, Nash-MD) and
+    divides ``beta`` for the beta-tuned DPO / IPO rows; ``gamma`` is J-BOND's anchor rate. DPO /
+    IPO at the shared beta and ``bon-distill`` are tuned on ``lr`` alone.
     """
 
     lr: list[float] = option(
@@ -84,6 +86,11 @@ class TuningSettings:
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0],
         help=f"step multipliers of the grid (eta); {_FLOATS}",
         check=_positive_list,
+    )
+    gamma: list[float] = option(
+        default_factory=lambda: [0.02, 0.05, 0.1, 0.2, 0.5],
+        help="J-BOND anchor rates of the grid (gamma); a non-empty list of floats in (0, 1]",
+        check=lambda v: len(v) > 0 and all(0 < x <= 1 for x in v),
     )
     seeds: list[int] = option(
         default_factory=lambda: [1000, 1001],
@@ -106,6 +113,12 @@ class ReportSettings:
         help=f"levels of KL(pi || pi_ref) the methods are compared at; {_FLOATS}",
         check=_positive_list,
     )
+    eq_betas: list[float] = option(
+        default_factory=lambda: [0.05, 0.1, 0.2, 0.5, 1.0],
+        help=f"betas of the exact WIND equilibria drawn on the frontier; floats in [{BETA_MIN:g}, "
+        f"{BETA_MAX:g}], a non-empty list",
+        check=lambda v: len(v) > 0 and all(BETA_MIN <= x <= BETA_MAX for x in v),
+    )
 
     def __post_init__(self) -> None:
         validate(self, "report")
@@ -124,7 +137,7 @@ class BenchConfig:
     )
     hyperparameters: dict[str, dict[str, float]] = option(
         default_factory=dict,
-        help="per-method overrides of loss defaults, e.g. {jbond: {gamma: 0.05}}",
+        help="per-method overrides of loss defaults, e.g. {jbond: {beta_anchor: 0.5}}",
     )
     tuning: TuningSettings = option(
         default_factory=TuningSettings, help="the tuning grid (tuning section)"
@@ -272,9 +285,9 @@ def check_memory(cfg: BenchConfig) -> None:
 
 def check_methods(methods: Any, key: str = "methods") -> list[str]:
     """``methods`` as a list of known, distinct method names (``ValueError`` naming ``key``)."""
-    from windalign.bandit.runner import METHODS
+    from windalign.bandit.methods import BENCH_METHODS
 
-    names = METHODS.names()
+    names = BENCH_METHODS.names()
     if isinstance(methods, str):
         methods = [methods]
     if not isinstance(methods, list) or not methods:
@@ -290,11 +303,13 @@ def check_methods(methods: Any, key: str = "methods") -> list[str]:
 def _check_hyperparameters(raw: Any) -> dict[str, dict[str, float]]:
     """The ``hyperparameters`` section checked key by key against each loss's ranges
     (:meth:`windalign.objectives.LossSpec.resolve`); errors name ``hyperparameters.METHOD.KEY``.
+    A key the method's tuning grid sets (its knob, Nash-MD's tied alpha) is refused.
     """
-    from windalign.bandit.runner import METHODS
+    from windalign.bandit.methods import BENCH_METHODS, KNOB_AXIS
+    from windalign.objectives import LOSSES
     from windalign.objectives.registry import HYPERPARAMETERS
 
-    example = "e.g. hyperparameters: {jbond: {gamma: 0.05}}"
+    example = "e.g. hyperparameters: {jbond: {beta_anchor: 0.5}}"
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -304,12 +319,13 @@ def _check_hyperparameters(raw: Any) -> dict[str, dict[str, float]]:
         )
     out: dict[str, dict[str, float]] = {}
     for name, values in raw.items():
-        if name not in METHODS.names():
+        if name not in BENCH_METHODS.names():
             raise ValueError(
                 f"hyperparameters.{name}: unknown method {name!r}; choose one of: "
-                f"{', '.join(METHODS.names())}"
+                f"{', '.join(BENCH_METHODS.names())}"
             )
-        spec = METHODS[name]
+        variant = BENCH_METHODS[name]
+        spec = LOSSES[variant.loss]
         if values is None:
             values = {}
         if not isinstance(values, Mapping):
@@ -323,6 +339,13 @@ def _check_hyperparameters(raw: Any) -> dict[str, dict[str, float]]:
                     f"hyperparameters.{name}.{key} is not a hyperparameter of {name}; "
                     f"valid: {', '.join(spec.defaults) or '(none)'}"
                 )
+            if key in variant.tuned():
+                how = (
+                    f"set tuning.{KNOB_AXIS[key]} to one value to fix it"
+                    if key == variant.knob
+                    else "it is tied to eta x beta (use nash-md-fixed-alpha for a fixed alpha)"
+                )
+                raise ValueError(f"hyperparameters.{name}.{key} is set by the tuning grid; {how}")
             try:
                 spec.resolve(name, {key: value}, kind="method")
             except ValueError:
@@ -344,7 +367,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> BenchConfig:
     ...
     ValueError: workers = 0 is invalid; it must be an integer >= 1
     """
-    from windalign.bandit.runner import METHODS
+    from windalign.bandit.methods import BENCH_METHODS
 
     raw = dict(raw)
     raw.pop("quick", None)
@@ -356,7 +379,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> BenchConfig:
         name: build_section(cls, name, {} if raw.get(name) is None else raw[name])
         for name, cls in SECTIONS.items()
     }
-    methods = check_methods(raw.get("methods", METHODS.names()))
+    methods = check_methods(raw.get("methods", BENCH_METHODS.names()))
     hps = _check_hyperparameters(raw.get("hyperparameters"))
     workers = raw.get("workers", 2)
     cfg = BenchConfig(methods=methods, hyperparameters=hps, workers=workers, **sections)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -176,28 +176,59 @@ def queries_per_prompt(spec: LossSpec, k: int) -> int:
     return k - 1 if spec.sampling == "nash-md" else k * (k - 1) // 2
 
 
+#: the metric key of the exact win rate against ``Bo2^t(pi_ref)``
+BO2_KEY = "win_rate_vs_bo2_{}"
+
+
+def dominance_score(row: Mapping[str, float]) -> float:
+    """Mean exact win rate of one evaluation against the ``Bo2^t(pi_ref)`` targets it holds.
+
+    >>> dominance_score({"win_rate_ref": 0.9, "win_rate_vs_bo2_1": 0.6, "win_rate_vs_bo2_2": 0.4})
+    0.5
+    """
+    values = [v for key, v in row.items() if key.startswith(BO2_KEY.format(""))]
+    if not values:
+        raise ValueError(f"no {BO2_KEY.format('t')} metrics in the row: evaluate with bon_rounds")
+    return float(np.mean(values))
+
+
 class Evaluator:
     """Exact metrics of a policy on the environment's evaluation contexts (``windalign.games``).
 
-    Precomputes ``P [n, K, K]``, ``log pi_ref [n, K]`` and the exact WIND equilibrium ``pi*``
-    (Newton, THEORY.md 4) for ``beta``. Every metric is averaged over the contexts.
+    Precomputes ``P [n, K, K]``, ``log pi_ref [n, K]``, the exact WIND equilibrium ``pi*``
+    (Newton, THEORY.md 4) for ``beta`` and exact iterated Best-of-2 ``Bo2^t(pi_ref)`` for
+    ``t = 1..bon_rounds`` (THEORY.md 2). Every metric is averaged over the contexts.
     """
 
-    def __init__(self, env: PreferenceBandit, beta: float) -> None:
+    def __init__(self, env: PreferenceBandit, beta: float, bon_rounds: int = 0) -> None:
         self.beta = beta
         self.x = env.eval_contexts
         self.P = env.oracle(self.x)
         self.log_ref = env.reference_logp(self.x)
         self.ref = np.exp(self.log_ref)
-        self.pi_star = solve_equilibrium(self.P, self.ref, beta, method="newton").pi
+        self.pi_star = self.equilibrium(beta)
         with np.errstate(divide="ignore"):
             self.log_pi_star = np.log(self.pi_star)
+        self.bo2 = [np.exp(log_pi) for log_pi in self.iterated_bo2_logits(bon_rounds)[1:]]
+
+    def equilibrium(self, beta: float) -> np.ndarray:
+        """The exact WIND equilibrium ``pi*`` at ``beta`` on the contexts ``[n, K]`` (Newton)."""
+        return solve_equilibrium(self.P, self.ref, beta, method="newton").pi
+
+    def iterated_bo2_logits(self, rounds: int) -> list[np.ndarray]:
+        """``log Bo2^t(pi_ref)`` ``[n, K]`` for ``t = 0..rounds`` (exact, THEORY.md 2)."""
+        log_pi, out = self.log_ref, []
+        for _ in range(rounds + 1):
+            out.append(log_pi)
+            log_pi = log_best_of_two(log_pi, self.P)
+        return out
 
     def __call__(self, log_pi: np.ndarray) -> dict[str, float]:
-        """Metrics of ``log pi [n, K]``: ``win_rate_ref``, ``exploitability``, ``gap``,
-        ``kl_to_eq`` (``KL(pi* || pi)``), ``kl_ref`` (``KL(pi || pi_ref)``), ``win_rate_eq``."""
+        """Metrics of ``log pi [n, K]``: ``win_rate_ref``, ``win_rate_eq``, ``exploitability``,
+        ``gap``, ``kl_to_eq`` (``KL(pi* || pi)``), ``kl_ref`` (``KL(pi || pi_ref)``) and
+        ``win_rate_vs_bo2_t`` (``P(pi > Bo2^t(pi_ref))``, ``t = 1..bon_rounds``)."""
         pi = np.exp(log_pi)
-        return {
+        out = {
             "win_rate_ref": float(np.mean(win_rate(self.P, pi, self.ref))),
             "win_rate_eq": float(np.mean(win_rate(self.P, pi, self.pi_star))),
             "exploitability": float(np.mean(exploitability(self.P, pi))),
@@ -205,14 +236,18 @@ class Evaluator:
             "kl_to_eq": float(np.mean(kl_logits(self.log_pi_star, log_pi))),
             "kl_ref": float(np.mean(kl_logits(log_pi, self.log_ref))),
         }
+        for t, target in enumerate(self.bo2, start=1):
+            out[BO2_KEY.format(t)] = float(np.mean(win_rate(self.P, pi, target)))
+        return out
 
     def iterated_bo2(self, rounds: int) -> list[dict[str, float]]:
         """Metrics of exact iterated Best-of-2 ``Bo2^t(pi_ref)``, ``t = 0..rounds`` (THEORY 2)."""
-        log_pi, out = self.log_ref, []
-        for _ in range(rounds + 1):
-            out.append(self(log_pi))
-            log_pi = log_best_of_two(log_pi, self.P)
-        return out
+        return [self(log_pi) for log_pi in self.iterated_bo2_logits(rounds)]
+
+    def equilibria(self, betas: Sequence[float]) -> list[dict[str, float]]:
+        """Metrics of the exact WIND equilibria at each of ``betas``, with a ``beta`` key."""
+        with np.errstate(divide="ignore"):
+            return [{"beta": b} | self(np.log(self.equilibrium(b))) for b in betas]
 
     def exact_wind(self, eta: float, steps: int) -> list[dict[str, float]]:
         """Metrics of exact WIND mirror steps from ``pi_ref``, ``t = 0..steps`` (THEORY.md 4)."""
@@ -228,10 +263,42 @@ def _log_softmax_np(policy: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
         return torch.log_softmax(policy(x), dim=-1).numpy()
 
 
-def _ema_(anchor: torch.nn.Module, policy: torch.nn.Module, rate: float) -> None:
+def ema_update(anchor: torch.nn.Module, policy: torch.nn.Module, rate: float) -> None:
+    """J-BOND's anchor step, in place: ``theta_a <- (1 - rate) theta_a + rate theta``.
+
+    >>> a, p = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    >>> _ = a.weight.data.fill_(1.0), p.weight.data.fill_(3.0)
+    >>> ema_update(a, p, 0.25)
+    >>> a.weight.item()
+    1.5
+    """
     with torch.no_grad():
         for pa, p in zip(anchor.parameters(), policy.parameters(), strict=True):
             pa.mul_(1 - rate).add_(p, alpha=rate)
+
+
+def sample_round(
+    env: PreferenceBandit,
+    spec: LossSpec,
+    hp: Mapping[str, float],
+    k: int,
+    x_np: np.ndarray,
+    policy: torch.nn.Module,
+    anchor: torch.nn.Module | None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One round's samples of the prompts ``x_np [B, d]`` by the method's sampling convention,
+    queried: ``(actions [B, k'], fixed)`` with ``fixed`` the :class:`SampleBatch` fields that stay
+    fixed during the round's steps (``logp_old``, ``logp_ref``, ``prefs``)."""
+    x = torch.as_tensor(x_np)
+    logp_ref = env.reference_logp(x_np)
+    logp_anchor = _log_softmax_np(anchor, x) if anchor is not None else None
+    d = DRAWS[spec.sampling](env, _log_softmax_np(policy, x), logp_anchor, logp_ref, k, hp)
+    fixed = {
+        "logp_old": torch.as_tensor(d.logp_old),
+        "logp_ref": torch.as_tensor(_gather(logp_ref, d.actions)),
+        "prefs": torch.as_tensor(env.query(x_np, d.actions, d.pairs)),
+    }
+    return torch.as_tensor(d.actions), fixed
 
 
 def train(
@@ -261,7 +328,6 @@ def train(
     anchor = copy.deepcopy(policy).requires_grad_(False) if spec.sampling == "jbond" else None
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     x_eval = torch.as_tensor(evaluator.x)
-    draw = DRAWS[spec.sampling]
     rows, wall, loss_value = [], 0.0, float("nan")
     for t in tqdm(range(rounds + 1), desc=cfg.method, disable=not progress, leave=False):
         if t in eval_at:
@@ -273,13 +339,7 @@ def train(
         start = time.perf_counter()
         x_np = env.sample_contexts(cfg.batch)
         x = torch.as_tensor(x_np)
-        logp_ref = env.reference_logp(x_np)
-        logp_anchor = _log_softmax_np(anchor, x) if anchor is not None else None
-        d = draw(env, _log_softmax_np(policy, x), logp_anchor, logp_ref, k, hp)
-        prefs = torch.as_tensor(env.query(x_np, d.actions, d.pairs))
-        actions = torch.as_tensor(d.actions)
-        fixed = {"logp_old": torch.as_tensor(d.logp_old), "prefs": prefs}
-        fixed["logp_ref"] = torch.as_tensor(_gather(logp_ref, d.actions))
+        actions, fixed = sample_round(env, spec, hp, k, x_np, policy, anchor)
         for _ in range(cfg.steps_per_round):
             logp = torch.log_softmax(policy(x), dim=-1).gather(1, actions)
             out = spec.fn(SampleBatch(logp=logp, **fixed), **loss_hp)
@@ -287,7 +347,7 @@ def train(
             out.loss.backward()
             opt.step()
             if anchor is not None:
-                _ema_(anchor, policy, hp["gamma"])
+                ema_update(anchor, policy, hp["gamma"])
         loss_value = float(out.loss.detach())
         wall += time.perf_counter() - start
     return rows

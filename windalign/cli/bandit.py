@@ -17,7 +17,7 @@ from windalign.rundir import OVERWRITE_HELP
 
 #: The built-in default, shipped inside the package (``configs/bandit.yaml`` links to it).
 DEFAULT_CONFIG = str(files("windalign.configs") / "bandit.yaml")
-#: ``windalign.bandit.runner.METHODS.names()`` (the losses), spelled out for ``--help`` because
+#: ``windalign.bandit.methods.BENCH_METHODS.names()``, spelled out for ``--help`` because
 #: building the parser must not import torch; a test keeps the two equal.
 METHOD_NAMES = (
     "wind-squared",
@@ -27,8 +27,11 @@ METHOD_NAMES = (
     "sppo-hard",
     "jbond",
     "nash-md",
+    "nash-md-fixed-alpha",
     "dpo",
     "ipo",
+    "dpo-beta-tuned",
+    "ipo-beta-tuned",
     "bon-distill",
 )
 
@@ -71,13 +74,13 @@ def run(args: argparse.Namespace) -> int:
     """Load and validate the config, run the benchmark, print where the results are."""
     from windalign.bandit.benchmark import with_overrides, write_run
     from windalign.bandit.config import load_config
-    from windalign.bandit.runner import METHODS
+    from windalign.bandit.methods import BENCH_METHODS
     from windalign.cli.options import parse_methods
     from windalign.rundir import RunDir
 
     out = args.out or ("runs/bandit-quick" if args.quick else "runs/bandit")
     RunDir(out)  # --out an existing file: refused before the config is even read
-    methods = None if args.methods is None else parse_methods(args.methods, METHODS.names())
+    methods = None if args.methods is None else parse_methods(args.methods, BENCH_METHODS.names())
     cfg = load_config(args.config, quick=args.quick, overrides=args.set)
     cfg = with_overrides(cfg, args.seeds, methods)
     command = getattr(args, "argv", None)

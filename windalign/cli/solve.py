@@ -3,7 +3,7 @@
 Builds a seeded random game (or loads ``P`` and ``ref`` from an ``.npz``), runs the methods of
 ``windalign.games.METHODS``, prints a table (final gap, exploitability, win rate vs ``ref``,
 iterations, seconds, converged) and writes the run directory ``--out``: ``gap.png`` (gap vs
-iteration, log scale), ``summary.json`` (strict JSON: a non-finite number is ``null``) and
+iteration, log-log scale), ``summary.json`` (strict JSON: a non-finite number is ``null``) and
 ``status.json`` (see :class:`windalign.rundir.RunDir`; the figure and summary are committed
 together at the end).
 
@@ -289,11 +289,12 @@ def run(args: argparse.Namespace) -> int:
                 "exact": name in EXACT,
                 "converged": bool(tr.converged),
             }
-            curves[name] = Curve(np.arange(len(tr.gap)), np.maximum(tr.gap, 1e-17))
+            curves[name] = Curve(np.arange(1, len(tr.gap) + 1), np.maximum(tr.gap, 1e-17))
         fig = line_plot(
             curves,
             rd.staging / "gap.png",
-            xlabel="iteration",
+            xlabel="iteration + 1 (log scale: Newton's few steps stay visible)",
+            logx=True,
             ylabel="max duality gap over contexts",
             title=f"WIND game, beta={args.beta:g}",
             logy=True,

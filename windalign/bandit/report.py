@@ -222,8 +222,15 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _knob(method: str, value: float | None) -> str:
+    """The tuned knob's value as a table cell (``beta / 8`` for the beta-tuned rows).
+
+    >>> _knob("jbond", 0.2), _knob("dpo-beta-tuned", 8.0), _knob("dpo", None)
+    ('gamma = 0.2', 'beta / 8', '-')
+    """
     knob = BENCH_METHODS[method].knob if method in BENCH_METHODS else None
-    return "-" if knob is None or value is None else f"{knob} = {value:g}"
+    if knob is None or value is None:
+        return "-"
+    return f"beta / {value:g}" if knob == "beta" else f"{knob} = {value:g}"
 
 
 def dominance_tables(runs: Mapping[str, MethodRuns], ys: Yardsticks) -> list[str]:

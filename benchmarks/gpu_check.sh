@@ -11,7 +11,12 @@
 # 3. bench.json   a few WIND rounds in bf16 on a randomly initialized ~0.5B Llama
 #    bench.txt    (benchmarks/gpu_bench.py): samples/s, peak GPU memory, seconds per phase;
 #    metrics.jsonl the trainer's log; at most BENCH_S seconds (default 180)
-# 4. summary.md   exit codes and the headline numbers
+# 4. llm_throughput_gpu.json / .md   benchmarks/llm_throughput.py on the GPU: WIND's trainer vs
+#                 TRL's OnlineDPOTrainer vs the generate + forward/backward floor, on the
+#                 SmolLM2-135M architecture with random weights (folder $GPU_MODEL: its config
+#                 and tokenizer, no weights) and the heuristic oracle; its log is appended to
+#                 bench.txt; at most TP_S seconds (default 150); skipped without $GPU_MODEL or trl
+# 5. summary.md   exit codes and the headline numbers
 #
 # Fails soft: every part runs under `timeout`, a failing part is recorded and the next one runs,
 # and whatever a part wrote stays in $OUT; the script itself always exits 0. Nothing is
@@ -27,6 +32,8 @@ mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 TESTS_S="${TESTS_S:-210}"
 BENCH_S="${BENCH_S:-180}"
+TP_S="${TP_S:-150}"
+GPU_MODEL="${GPU_MODEL:-$ROOT/.gpu-model}"
 WHEELS="${WHEELS:-$ROOT/.gpu-wheels}"
 export PYTHONPATH="$ROOT:$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -103,6 +110,16 @@ for k in keys:
     if k in r:
         print(f"  - {k}: {r[k]}")
 EOF
+fi
+# ---- 4. throughput against TRL (issue 9) -----------------------------------------------------
+if [ -f "$GPU_MODEL/config.json" ] && "$PY" -c "import trl" 2>/dev/null; then
+  timeout -k 10 "$TP_S" "$PY" benchmarks/llm_throughput.py --out "$OUT" --tag gpu --device cuda \
+    --random-init "$GPU_MODEL" --preference heuristic >> "$OUT/bench.txt" 2>&1
+  RC=$?
+  note "- throughput (benchmarks/llm_throughput.py, ${TP_S} s limit): exit $RC$([ $RC = 124 ] && echo ' (time limit)')"
+  [ -f "$OUT/llm_throughput_gpu.md" ] && grep '^| ' "$OUT/llm_throughput_gpu.md" | tee -a "$SUMMARY"
+else
+  note "- throughput: not run (no $GPU_MODEL/config.json or no trl)"
 fi
 note "- wall: $(( $(date +%s) - START )) s"
 exit 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -63,6 +64,31 @@ def test_trainer_evaluates_against_the_initial_policy_every_few_steps(tiny_dir, 
     assert [r["step"] for r in evals] == [0, 2]
     assert evals[0]["eval_kl"] == 0 and evals[0]["queries"] == 0
     assert evals[1]["queries"] == 2 * 2 * 3 and evals[1]["eval_kl"] != 0
+
+
+def test_wall_seconds_cover_every_phase_and_leave_out_the_evaluation(tiny_dir, tmp_path):
+    """``seconds_wall`` (the time axis of docs/results-llm.md) holds every phase of the training
+    steps and none of the evaluation: an oracle that sleeps 0.3 s per call makes a miss visible."""
+
+    def slow(prompts, responses):
+        time.sleep(0.3)
+        return count_a(prompts, responses)
+
+    args = WINDConfig(
+        output_dir=str(tmp_path / "run"), use_cpu=True, max_steps=3, per_device_train_batch_size=2,
+        num_samples=2, max_new_tokens=4, save_strategy="no", disable_tqdm=True, beta=0.0,
+        eval_strategy="steps", eval_steps=1, eval_samples=1, logging_steps=1,
+    )  # fmt: skip
+    tr = WINDTrainer(
+        str(tiny_dir), args=args, preference=slow, train_dataset=PROMPTS, eval_dataset=PROMPTS
+    )
+    tr.train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in rows if "loss" in r][-1]
+    phases = sum(last[f"seconds_{p}"] for p in ("generate", "reference", "old_logprobs", "oracle",
+                                                 "train"))  # fmt: skip
+    assert last["seconds_oracle"] >= 3 * 0.3 and last["seconds_evaluate"] >= 2 * 0.3
+    assert phases <= last["seconds_wall"] < phases + 0.25
 
 
 def test_wind_evaluate_writes_report_and_results(tmp_path, capsys):

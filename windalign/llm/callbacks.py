@@ -9,14 +9,18 @@ from transformers import TrainerCallback
 
 
 class WindCallback(TrainerCallback):
-    """Times the optimizer step (``train`` seconds); J-BOND's anchor follows the policy after
-    every optimizer step."""
+    """Times the optimizer step (``train`` seconds) and the whole of every step less evaluation
+    (``wall`` seconds: the cost axis of docs/results-llm.md); J-BOND's anchor follows the policy
+    after every optimizer step."""
 
     def __init__(self, trainer: Any) -> None:
         self.trainer, self.start = trainer, 0.0
+        self.mark, self.eval_mark = 0.0, 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.trainer._begin_training()
+        self.mark = time.perf_counter()
+        self.eval_mark = self.trainer.counters["seconds_evaluate"]
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.start = time.perf_counter()
@@ -27,6 +31,9 @@ class WindCallback(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.trainer.anchor is not None:
             self.trainer.anchor.update(self.trainer.hp["gamma"])
+        now, c = time.perf_counter(), self.trainer.counters
+        c["seconds_wall"] += now - self.mark - (c["seconds_evaluate"] - self.eval_mark)
+        self.mark, self.eval_mark = now, c["seconds_evaluate"]
 
 
 class RoundProgress(TrainerCallback):

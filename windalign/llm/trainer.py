@@ -177,7 +177,7 @@ class WINDTrainer(ResumableTrainer):
         self.round: Round | None = None
         self.last_evaluation: Any = None
         names = ("rounds", "samples", "tokens", "queries", "oracle_calls")
-        names += tuple(f"seconds_{t}" for t in TIMERS)
+        names += (*(f"seconds_{t}" for t in TIMERS), "seconds_wall")
         self.counters: dict[str, float] = defaultdict(float, dict.fromkeys(names, 0.0))
         self._window: dict[str, list[float]] = defaultdict(list)
         self.add_callback(WindCallback(self))

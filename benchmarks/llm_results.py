@@ -1,0 +1,402 @@
+"""Every objective (and TRL's OnlineDPOTrainer) on SmolLM2-135M at the same cost: the data of
+docs/results-llm.md.
+
+    python benchmarks/llm_results.py --out runs/llm-results            # the runs (resumable)
+    python benchmarks/llm_results.py --out runs/llm-results --report docs/benchmarks
+                                                                        # tables and figures only
+
+One run = ``configs/demo.yaml``'s setting (SmolLM2-135M-Instruct, full fine-tune, fp32 on CPU,
+offline oracle, 12 rounds of 4 built-in training prompts, K = 4 samples at temperature 0.7,
+40 new tokens, Adam at ``--lr``) with the method's objective, evaluated after rounds 6 and 12 on
+the first 32 held-out prompts x 2 samples against the initial model (win rate under the same
+oracle with a t-interval over prompts, KL to the initial model on the policy's samples; the
+evaluation seed depends only on (seed, step), so every method meets the same baseline samples).
+The WIND runs go through ``wind train`` in a subprocess, one at a time; a finished run (its
+``status.json`` says ``complete``) is skipped, so an interrupted sweep resumes where it stopped.
+
+TRL's ``OnlineDPOTrainer`` (``pip install trl==1.16.0``; only this script needs it) gets the same
+model, prompts (same chat template), reward (the offline oracle's reward), temperature, length,
+optimizer, learning rate and beta, with 8 prompts x 2 samples per step: the same 16 samples per
+step as K = 4 on 4 prompts. It is evaluated by the same function at the same steps. Its cost
+counters: 16 samples and 8 preference queries (one pair per prompt) per step.
+
+``--report`` reads every run's ``metrics.jsonl`` and writes ``llm_results.json``, ``llm_results.md``
+and the figures (``--figures``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "configs" / "demo.yaml"
+WIND_METHODS = (
+    "wind-squared", "wind-kl", "wind-nce", "sppo", "jbond", "nash-md", "dpo", "ipo",
+    "bon-distill",
+)  # fmt: skip
+TRL = "trl-online-dpo"
+METHODS = (*WIND_METHODS, TRL)
+EVAL_STEPS = 6
+TARGETS = (0.52, 0.54)  # win rates whose cost the reach table reports
+# Each method's own hyperparameters; everything else is the demo's. The WIND step eta = 5 and
+# beta = 0.1 are the demo's (chosen for wind-squared in the first session); SPPO and Nash-MD use
+# the same eta, Nash-MD its mixture tied to the step (alpha = eta * beta), J-BOND and DPO/IPO
+# their defaults at the same beta.
+HYPER: dict[str, dict[str, Any]] = {
+    "wind-squared": {"eta": 5.0, "beta": 0.1},
+    "wind-kl": {"eta": 5.0, "beta": 0.1},
+    "wind-nce": {"eta": 5.0, "beta": 0.1},
+    "sppo": {"eta": 5.0},
+    "jbond": {"beta": 0.1, "num_samples": 3},
+    "nash-md": {"eta": 5.0, "beta": 0.1, "alpha": 0.5},
+    "dpo": {"beta": 0.1},
+    "ipo": {"beta": 0.1},
+    "bon-distill": {},
+    TRL: {"beta": 0.1},
+}
+OBJECTIVE_KEYS = ("objective", "eta", "beta", "alpha", "gamma", "beta_anchor", "num_samples")
+
+
+def base_config() -> dict[str, Any]:
+    """The demo's config without its objective-specific keys."""
+    config = yaml.safe_load(DEMO.read_text())
+    for key in OBJECTIVE_KEYS:
+        config.pop(key, None)
+    config.update(eval_steps=EVAL_STEPS, save_strategy="no", logging_steps=1)
+    return config
+
+
+def run_dir(out: Path, method: str, lr: float, seed: int) -> Path:
+    return out / method / f"lr{lr:g}" / f"seed{seed}"
+
+
+def finished(path: Path) -> bool:
+    status = path / "status.json"
+    return status.is_file() and json.loads(status.read_text()).get("status") == "complete"
+
+
+def wind_command(method: str, lr: float, seed: int, path: Path) -> list[str]:
+    """The ``wind train`` command of one run (its config is written beside its directory)."""
+    config = base_config() | HYPER[method]
+    config.update(objective=method, learning_rate=lr, seed=seed, output_dir=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = path.parent / f"{path.name}.yaml"
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    wind = Path(sys.executable).with_name("wind")
+    return [str(wind), "train", "--config", str(cfg), "--overwrite", "--no-progress"]
+
+
+# ---- TRL's OnlineDPOTrainer on the same problem ----------------------------------------------
+
+
+def run_trl(lr: float, seed: int, path: Path) -> None:
+    """TRL's OnlineDPOTrainer with the demo's setting; the same evaluation at the same steps.
+
+    Writes ``metrics.jsonl`` (rows like ``wind train``'s: ``eval_*`` with the cost counters
+    ``samples``, ``queries``, ``seconds_wall``) and ``status.json``."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+    from windalign.llm.data import load_prompts, prompt_text
+    from windalign.llm.evaluate import evaluate
+    from windalign.llm.models import resolve_model
+    from windalign.preferences import as_oracle
+    from windalign.rundir import atomic_write_json
+
+    demo = base_config()
+    folder = resolve_model(demo["model"])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    oracle = as_oracle(demo["preference"])
+    train = load_prompts(demo["prompts"], "prompt")
+    evals = load_prompts(demo["eval_prompts"], "prompt")[: demo["eval_prompt_count"]]
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in train])
+
+    def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+        users = [prompt_text(p) for p in prompts]
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [r[0] for r in oracle.reward(users, [[t] for t in texts])]
+
+    prompts_per_step = demo["per_device_train_batch_size"] * 4 // 2  # 16 samples per step
+    args = OnlineDPOConfig(
+        output_dir=str(path / "trl"),
+        per_device_train_batch_size=prompts_per_step,
+        learning_rate=lr,
+        lr_scheduler_type="constant",
+        max_grad_norm=demo["max_grad_norm"],
+        max_steps=demo["max_steps"],
+        max_new_tokens=demo["max_new_tokens"],
+        temperature=demo["temperature"],
+        top_k=0,
+        top_p=1.0,
+        gradient_checkpointing=False,  # TRL's default is on; wind train does not checkpoint
+        beta=[HYPER[TRL]["beta"]],
+        loss_type="sigmoid",
+        seed=seed,
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    metrics = path / "metrics.jsonl"
+    metrics.write_text("")
+    state = {"seconds_wall": 0.0, "seconds_evaluate": 0.0, "mark": 0.0}
+
+    class Evaluate(TrainerCallback):
+        def on_train_begin(self, args: Any, st: Any, control: Any, **kw: Any) -> None:
+            state["mark"] = time.perf_counter()
+
+        def on_step_end(self, args: Any, st: Any, control: Any, **kw: Any) -> None:
+            state["seconds_wall"] += time.perf_counter() - state["mark"]
+            step = st.global_step
+            row: dict[str, Any] = {"step": step, "samples": 16.0 * step, "queries": 8.0 * step}
+            if step % EVAL_STEPS == 0:
+                start = time.perf_counter()
+                # the evaluation seed of wind train at this step (WINDTrainer._seed(step, 1))
+                eval_seed = int(np.random.SeedSequence([seed, step, 1, 0]).generate_state(1)[0])
+                result = evaluate(  # WINDConfig's defaults: eval_samples, generation_batch_size
+                    model, ref, tokenizer, evals, oracle, samples=2,
+                    temperature=demo["temperature"], max_new_tokens=demo["max_new_tokens"],
+                    batch_size=8, seed=eval_seed,
+                )  # fmt: skip
+                state["seconds_evaluate"] += time.perf_counter() - start
+                row |= {f"eval_{k}": v for k, v in result.summary.items()}
+            row |= {k: state[k] for k in ("seconds_wall", "seconds_evaluate")}
+            with metrics.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            state["mark"] = time.perf_counter()
+
+    trainer = OnlineDPOTrainer(
+        model=model,
+        ref_model=ref,
+        reward_funcs=reward,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        callbacks=[Evaluate()],
+    )
+    trainer.train()
+    atomic_write_json(path / "status.json", {"status": "complete", "method": TRL})
+
+
+# ---- the report ---------------------------------------------------------------------------------
+
+
+def read_runs(out: Path) -> list[dict[str, Any]]:
+    """One record per finished run: method, lr, seed and its evaluation rows."""
+    runs = []
+    for metrics in sorted(out.glob("*/lr*/seed*/metrics.jsonl")):
+        path = metrics.parent
+        if not finished(path):
+            continue
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        evals = [r for r in rows if "eval_win_rate" in r]
+        method = path.parent.parent.name
+        lr = float(path.parent.name[2:])
+        seed = int(path.name[4:])
+        runs.append({"method": method, "lr": lr, "seed": seed, "evals": evals})
+    return runs
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and per-seed values of every (method, lr, step)."""
+    groups: dict[tuple[str, float, int], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        for e in run["evals"]:
+            groups[(run["method"], run["lr"], int(e["step"]))].append({"seed": run["seed"], **e})
+    table = []
+    for (method, lr, step), rows in sorted(groups.items()):
+        entry: dict[str, Any] = {"method": method, "lr": lr, "step": step, "seeds": len(rows)}
+        for key in ("eval_win_rate", "eval_kl", "samples", "queries", "seconds_wall",
+                    "eval_length", "eval_eos_rate"):  # fmt: skip
+            values = np.array([float(r.get(key, math.nan)) for r in rows])
+            entry[key] = float(np.mean(values))
+            entry[f"{key}_seeds"] = values.tolist()
+        entry["eval_win_rate_lo_seeds"] = [r["eval_win_rate_lo"] for r in rows]
+        entry["eval_win_rate_hi_seeds"] = [r["eval_win_rate_hi"] for r in rows]
+        table.append(entry)
+    return {"rows": table}
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        "| method | lr | step | seeds | win rate vs initial (mean; per seed [95% interval]) | "
+        "KL (nats) | samples | queries | seconds | length | EOS rate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["rows"]:
+        per = "; ".join(
+            f"{w:.3f} [{lo:.3f}, {hi:.3f}]"
+            for w, lo, hi in zip(r["eval_win_rate_seeds"], r["eval_win_rate_lo_seeds"],
+                                 r["eval_win_rate_hi_seeds"], strict=True)
+        )  # fmt: skip
+        lines.append(
+            f"| {r['method']} | {r['lr']:g} | {r['step']} | {r['seeds']} | "
+            f"**{r['eval_win_rate']:.3f}** ({per}) | {r['eval_kl']:.2f} | {r['samples']:.0f} | "
+            f"{r['queries']:.0f} | {r['seconds_wall']:.0f} | {r['eval_length']:.1f} | "
+            f"{r['eval_eos_rate']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def reach(rows: list[dict[str, Any]], target: float) -> dict[str, float] | None:
+    """Cost (queries, samples, seconds) and KL where the mean win rate first reaches ``target``,
+    linearly interpolated between evaluations (the start counts as win rate 1/2 at cost 0)."""
+    start = {"eval_win_rate": 0.5, "queries": 0.0, "samples": 0.0, "seconds_wall": 0.0}
+    points = [{**start, "eval_kl": 0.0}, *sorted(rows, key=lambda r: r["step"])]
+    for a, b in itertools.pairwise(points):
+        if b["eval_win_rate"] >= target > a["eval_win_rate"]:
+            t = (target - a["eval_win_rate"]) / (b["eval_win_rate"] - a["eval_win_rate"])
+            keys = ("queries", "samples", "seconds_wall", "eval_kl")
+            return {k: a[k] + t * (b[k] - a[k]) for k in keys}
+    return None
+
+
+def reach_table(summary: dict[str, Any], targets: tuple[float, ...]) -> str:
+    """Per method (and lr): the cost to reach each target win rate (mean over seeds)."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for r in summary["rows"]:
+        groups[(r["method"], r["lr"])].append(r)
+    head = " | ".join(f"to {t:.2f}: queries / samples / s / KL" for t in targets)
+    lines = [f"| method | lr | {head} |", "|---|---|" + "---|" * len(targets)]
+    for (method, lr), rows in groups.items():
+        cells = []
+        for t in targets:
+            got = reach(rows, t)
+            cells.append("not reached" if got is None else
+                         f"{got['queries']:.0f} / {got['samples']:.0f} / "
+                         f"{got['seconds_wall']:.0f} / {got['eval_kl']:.2f}")  # fmt: skip
+        lines.append(f"| {method} | {lr:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figures(summary: dict[str, Any], folder: Path) -> list[Path]:
+    """Win rate against queries, samples and seconds, and against KL (one line per method)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in summary["rows"]:
+        by_method[(r["method"], r["lr"])].append(r)
+    axes_spec = [
+        ("queries", "preference queries"),
+        ("samples", "samples"),
+        ("seconds_wall", "training seconds (CPU)"),
+        ("eval_kl", "KL to initial (nats)"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.5), sharey=True)
+    cmap = plt.get_cmap("tab10")
+    for i, ((method, lr), rows) in enumerate(sorted(by_method.items())):
+        rows = sorted(rows, key=lambda r: r["step"])
+        for ax, (key, label) in zip(axes, axes_spec, strict=True):
+            xs = [0.0] + [r[key] for r in rows]
+            ys = [0.5] + [r["eval_win_rate"] for r in rows]
+            style = "--" if method == TRL else "-"
+            ax.plot(xs, ys, style, marker="o", color=cmap(i % 10), label=f"{method} (lr {lr:g})")
+            for r in rows:  # every seed as a faint point
+                ax.scatter(r[f"{key}_seeds"], r["eval_win_rate_seeds"], s=10, alpha=0.35,
+                           color=cmap(i % 10))  # fmt: skip
+            ax.set_xlabel(label)
+    for ax in axes:
+        ax.axhline(0.5, color="grey", lw=0.8)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("held-out win rate vs initial model")
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.suptitle("SmolLM2-135M, offline oracle: mean over seeds (lines), each seed (points)")
+    fig.tight_layout()
+    path = folder / "win_rate_vs_cost.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def report(out: Path, dest: Path, figs: Path) -> None:
+    from windalign.rundir import atomic_write, atomic_write_json
+
+    summary = summarize(read_runs(out))
+    dest.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(dest / "llm_results.json", summary)
+    text = markdown(summary) + "\n" + reach_table(summary, TARGETS)
+    atomic_write(dest / "llm_results.md", text)
+    for p in figures(summary, figs):
+        print(f"wrote {p}")
+    print(f"wrote {dest}/llm_results.json, llm_results.md")
+
+
+def one_run(out: Path, method: str, lr: float, seed: int) -> None:
+    path = run_dir(out, method, lr, seed)
+    if finished(path):
+        print(f"skip {path} (complete)", flush=True)
+        return
+    start = time.perf_counter()
+    print(f"run {method} lr={lr:g} seed={seed} -> {path}", flush=True)
+    if method == TRL:
+        cmd = [sys.executable, __file__, "--trl-run", str(lr), str(seed), str(path)]
+    else:
+        cmd = wind_command(method, lr, seed, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = path.parent / f"{path.name}.log"
+    with log.open("w") as f:
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    what = "done" if code == 0 else f"FAILED (exit {code}, see {log})"
+    print(f"{what} {path} in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/llm-results"), help="runs folder")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--lr", nargs="+", type=float, default=[2e-5], help="learning rates")
+    p.add_argument("--workers", type=int, default=1, help="runs at a time")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: torch's)")
+    p.add_argument("--report", type=Path, help="write tables into this folder (no runs)")
+    p.add_argument("--figures", type=Path, default=Path("docs/figures/llm"))
+    p.add_argument("--trl-run", nargs=3, metavar=("LR", "SEED", "DIR"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.trl_run:
+        run_trl(float(args.trl_run[0]), int(args.trl_run[1]), Path(args.trl_run[2]))
+        return 0
+    if args.report:
+        report(args.out, args.report, args.figures)
+        return 0
+    if TRL in args.methods:
+        try:
+            import trl  # noqa: F401
+        except ImportError:
+            p.error("the TRL baseline needs trl: pip install trl==1.16.0 (or leave out --methods "
+                    f"{TRL})")  # fmt: skip
+    if args.threads:  # torch's intra-op threads in every run (the runs' wall times depend on it)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    jobs = [(m, lr, seed) for seed in args.seeds for lr in args.lr for m in args.methods]
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each job is a subprocess
+        for future in [pool.submit(one_run, args.out, *job) for job in jobs]:
+            future.result()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

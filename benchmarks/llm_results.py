@@ -27,6 +27,7 @@ and the figures (``--figures``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -103,6 +104,24 @@ def wind_command(method: str, lr: float, seed: int, path: Path) -> list[str]:
 # ---- TRL's OnlineDPOTrainer on the same problem ----------------------------------------------
 
 
+def trl_reward(oracle: Any) -> Any:
+    """A windalign oracle's Bradley-Terry rewards in TRL's ``reward_funcs`` signature.
+
+    TRL passes the B prompts twice (first samples, then second samples) as chats; the oracle sees
+    each user text as ``wind train`` gives it and each prompt's two responses in one group."""
+
+    def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+        n = len(prompts) // 2
+        if prompts[:n] != prompts[n:]:
+            raise ValueError("expected TRL's two halves of the same prompts")
+        users = [p[-1]["content"] if isinstance(p, list) else p for p in prompts[:n]]
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        r = oracle.rewards(users, [[texts[i], texts[i + n]] for i in range(n)])
+        return [float(x) for x in r[:, 0]] + [float(x) for x in r[:, 1]]
+
+    return reward
+
+
 def run_trl(lr: float, seed: int, path: Path) -> None:
     """TRL's OnlineDPOTrainer with the demo's setting; the same evaluation at the same steps.
 
@@ -114,13 +133,15 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
 
-    from windalign.llm.data import load_prompts, prompt_text
+    from windalign.llm.config import WINDConfig
+    from windalign.llm.data import load_prompts
     from windalign.llm.evaluate import evaluate
     from windalign.llm.models import resolve_model
     from windalign.preferences import as_oracle
     from windalign.rundir import atomic_write_json
 
     demo = base_config()
+    defaults = {f.name: f.default for f in dataclasses.fields(WINDConfig)}
     folder = resolve_model(demo["model"])
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
@@ -129,11 +150,6 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
     train = load_prompts(demo["prompts"], "prompt")
     evals = load_prompts(demo["eval_prompts"], "prompt")[: demo["eval_prompt_count"]]
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in train])
-
-    def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-        users = [prompt_text(p) for p in prompts]
-        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [r[0] for r in oracle.reward(users, [[t] for t in texts])]
 
     prompts_per_step = demo["per_device_train_batch_size"] * 4 // 2  # 16 samples per step
     args = OnlineDPOConfig(
@@ -152,6 +168,8 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
         loss_type="sigmoid",
         seed=seed,
         use_cpu=True,
+        bf16=False,  # TRL's config turns bf16 autocast on by default, also on a CPU
+        fp16=False,
         logging_steps=1,
         save_strategy="no",
         report_to="none",
@@ -169,15 +187,17 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
         def on_step_end(self, args: Any, st: Any, control: Any, **kw: Any) -> None:
             state["seconds_wall"] += time.perf_counter() - state["mark"]
             step = st.global_step
-            row: dict[str, Any] = {"step": step, "samples": 16.0 * step, "queries": 8.0 * step}
+            row: dict[str, Any] = {"step": step, "samples": 16.0 * step, "queries": 8.0 * step,
+                                   "oracle_calls": 16.0 * step}  # fmt: skip
             if step % EVAL_STEPS == 0:
                 start = time.perf_counter()
                 # the evaluation seed of wind train at this step (WINDTrainer._seed(step, 1))
                 eval_seed = int(np.random.SeedSequence([seed, step, 1, 0]).generate_state(1)[0])
-                result = evaluate(  # WINDConfig's defaults: eval_samples, generation_batch_size
-                    model, ref, tokenizer, evals, oracle, samples=2,
+                result = evaluate(  # as WINDTrainer.evaluate with WINDConfig's defaults
+                    model, ref, tokenizer, evals, oracle, samples=defaults["eval_samples"],
                     temperature=demo["temperature"], max_new_tokens=demo["max_new_tokens"],
-                    batch_size=8, seed=eval_seed,
+                    max_prompt_length=defaults["max_prompt_length"],
+                    batch_size=defaults["generation_batch_size"], seed=eval_seed,
                 )  # fmt: skip
                 state["seconds_evaluate"] += time.perf_counter() - start
                 row |= {f"eval_{k}": v for k, v in result.summary.items()}
@@ -189,7 +209,7 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
     trainer = OnlineDPOTrainer(
         model=model,
         ref_model=ref,
-        reward_funcs=reward,
+        reward_funcs=trl_reward(oracle),
         args=args,
         train_dataset=data,
         processing_class=tokenizer,

@@ -39,7 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llm_results import HYPER, WIND_METHODS  # each objective's hyperparameters in the sweep
+from llm_results import (  # each objective's hyperparameters in the sweep
+    HYPER,
+    WIND_METHODS,
+    trl_reward,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,7 +166,7 @@ def bench_trl(cli: argparse.Namespace, tmp: str, checkpointing: bool) -> dict[st
     from transformers import TrainerCallback
     from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
 
-    from windalign.llm.data import builtin_prompts, prompt_text
+    from windalign.llm.data import builtin_prompts
     from windalign.preferences import as_oracle
 
     model, ref, tokenizer = load(cli)
@@ -170,11 +174,6 @@ def bench_trl(cli: argparse.Namespace, tmp: str, checkpointing: bool) -> dict[st
     clock = Clock(cli.warmup)
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]}
                               for p in builtin_prompts("train")])  # fmt: skip
-
-    def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-        users = [prompt_text(p) for p in prompts]
-        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [r[0] for r in oracle.rewards(users, [[t] for t in texts]).tolist()]
 
     class Timed(OnlineDPOTrainer):
         """TRL's trainer with its phases timed (nothing else changed)."""
@@ -225,7 +224,7 @@ def bench_trl(cli: argparse.Namespace, tmp: str, checkpointing: bool) -> dict[st
     trainer = Timed(
         model=model,
         ref_model=ref,
-        reward_funcs=reward,
+        reward_funcs=trl_reward(oracle),
         args=args,
         train_dataset=data,
         processing_class=tokenizer,
@@ -349,7 +348,8 @@ def table(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         f"`{meta['command']}`",
         "",
         f"{meta['model']}; {meta['precision']}; 16 samples per step (WIND and the floor: 4 prompts "
-        f"x 4; TRL: 8 prompts x 2), {meta['max_new_tokens']} new tokens at temperature 0.7; "
+        f"x 4, `wind:jbond` 4 x 3; TRL: 8 prompts x 2), {meta['max_new_tokens']} new tokens at "
+        "temperature 0.7; "
         f"oracle `{meta['preference']}`; {meta['warmup']} warmup step(s), then {meta['steps']} "
         "measured steps per contender, each in its own process, one after another in one run.",
         "",
@@ -378,8 +378,13 @@ def table(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         "Time columns: share of each contender's measured wall time. WIND's `reference` includes "
         "its old-log-prob pass; TRL's `train` is the rest of its step (policy forward/backward, "
-        "loss, decoding for the reward, optimizer step). Peak memory on CPU is the process's "
-        "peak resident set (model, reference, optimizer state, activations, Python).",
+        "loss, decoding for the reward, optimizer step). Queries: WIND compares all 6 pairs of a "
+        "prompt's 4 samples, TRL one pair per prompt; with a reward-model oracle both score every "
+        "sample once, so samples/s is the like-for-like rate. `trl-default` keeps TRL's default "
+        "gradient checkpointing, which also turns the KV cache off while generating. Peak memory "
+        "on CPU is the process's peak resident set (policy, reference where the method uses one, "
+        "optimizer state, activations, the oracle's model, Python); the floor has no reference "
+        "and no oracle.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -406,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contender", choices=CHOICES, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     cli = p.parse_args(argv)
+    if cli.warmup < 1 or cli.steps < 1:
+        p.error("--warmup and --steps must be >= 1 (the first step allocates and is not measured)")
     if cli.contender:
         child(cli)
         return 0
@@ -423,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} ...", flush=True)
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
-                results[name] = {"error": proc.stderr.strip().splitlines()[-1][:300]}
+                lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
+                results[name] = {"error": lines[-1][:300]}
                 print(proc.stderr[-3000:], file=sys.stderr)
             else:
                 results[name] = json.loads(Path(f.name).read_text())

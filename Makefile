@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo demo-bandit test lint format bench bandit-full clean
+.PHONY: demo demo-bandit test lint format bench bandit-full llm-throughput llm-results clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,17 @@ bench: $(STAMP)
 
 bandit-full: $(STAMP)
 	$(BIN)/wind bandit --config configs/bandit.yaml --overwrite --out runs/bandit-full
+
+# The LLM comparison of docs/results-llm.md (TRL only for these; hours on a 2-core CPU).
+LLM_CONTENDERS := wind trl trl-default floor $(foreach m,wind-kl wind-nce sppo jbond nash-md dpo ipo bon-distill,wind:$(m))
+llm-throughput: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/llm_throughput.py --out docs/benchmarks --steps 3 --contenders $(LLM_CONTENDERS)
+
+llm-results: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/llm_results.py --out runs/llm-results --workers 2 --threads 1
+	$(BIN)/python benchmarks/llm_results.py --out runs/llm-results --report docs/benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

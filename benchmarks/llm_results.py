@@ -52,7 +52,8 @@ WIND_METHODS = (
 TRL = "trl-online-dpo"
 METHODS = (*WIND_METHODS, TRL)
 EVAL_STEPS = 6
-TARGETS = (0.52, 0.54)  # win rates whose cost the reach table reports
+TARGETS = (0.52, 0.55)  # win rates whose cost the reach table reports
+KL_LEVELS = (0.25, 0.5, 1.0)  # KL levels of the matched-KL table
 # Each method's own hyperparameters; everything else is the demo's. The WIND step eta = 5 and
 # beta = 0.1 are the demo's (chosen for wind-squared in the first session); SPPO and Nash-MD use
 # the same eta, Nash-MD its mixture tied to the step (alpha = eta * beta), J-BOND and DPO/IPO
@@ -90,10 +91,13 @@ def finished(path: Path) -> bool:
     return status.is_file() and json.loads(status.read_text()).get("status") == "complete"
 
 
-def wind_command(method: str, lr: float, seed: int, path: Path) -> list[str]:
+def wind_command(
+    method: str, lr: float, seed: int, path: Path, overrides: dict[str, Any]
+) -> list[str]:
     """The ``wind train`` command of one run (its config is written beside its directory)."""
     config = base_config() | HYPER[method]
     config.update(objective=method, learning_rate=lr, seed=seed, output_dir=str(path))
+    config.update(overrides)
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg = path.parent / f"{path.name}.yaml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -279,66 +283,115 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reach(rows: list[dict[str, Any]], target: float) -> dict[str, float] | None:
-    """Cost (queries, samples, seconds) and KL where the mean win rate first reaches ``target``,
-    linearly interpolated between evaluations (the start counts as win rate 1/2 at cost 0)."""
-    start = {"eval_win_rate": 0.5, "queries": 0.0, "samples": 0.0, "seconds_wall": 0.0}
-    points = [{**start, "eval_kl": 0.0}, *sorted(rows, key=lambda r: r["step"])]
+ORIGIN = {"step": 0, "eval_win_rate": 0.5, "eval_kl": 0.0, "queries": 0.0, "samples": 0.0,
+          "seconds_wall": 0.0}  # fmt: skip
+COST = ("queries", "samples", "seconds_wall")
+
+
+def curves(runs: list[dict[str, Any]]) -> dict[tuple[str, float], list[list[dict[str, Any]]]]:
+    """Per (method, lr): each seed's evaluations in step order, from the initial policy (win
+    rate 1/2, KL 0, cost 0)."""
+    out: dict[tuple[str, float], list[list[dict[str, Any]]]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        out[(run["method"], run["lr"])].append(
+            [ORIGIN, *sorted(run["evals"], key=lambda e: e["step"])]
+        )
+    return out
+
+
+def crossing(points: list[dict[str, Any]], key: str, level: float) -> dict[str, float] | None:
+    """Every value where ``points[key]`` first reaches ``level``, linearly interpolated between
+    consecutive evaluations; None if it never does."""
     for a, b in itertools.pairwise(points):
-        if b["eval_win_rate"] >= target > a["eval_win_rate"]:
-            t = (target - a["eval_win_rate"]) / (b["eval_win_rate"] - a["eval_win_rate"])
-            keys = ("queries", "samples", "seconds_wall", "eval_kl")
-            return {k: a[k] + t * (b[k] - a[k]) for k in keys}
+        if b[key] >= level > a[key]:
+            t = (level - a[key]) / (b[key] - a[key])
+            return {k: a[k] + t * (b[k] - a[k]) for k in (*COST, "eval_win_rate", "eval_kl")}
     return None
 
 
-def reach_table(summary: dict[str, Any], targets: tuple[float, ...]) -> str:
-    """Per method (and lr): the cost to reach each target win rate (mean over seeds)."""
-    groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
-    for r in summary["rows"]:
-        groups[(r["method"], r["lr"])].append(r)
-    head = " | ".join(f"to {t:.2f}: queries / samples / s / KL" for t in targets)
+def _mean_cell(found: list[dict[str, float] | None], fmt: Any) -> str:
+    got = [f for f in found if f is not None]
+    if not got:
+        return f"not reached (0/{len(found)})"
+    mean = {k: float(np.mean([g[k] for g in got])) for k in got[0]}
+    return f"{fmt(mean)} ({len(got)}/{len(found)})"
+
+
+def reach_table(
+    runs: list[dict[str, Any]], targets: tuple[float, ...], clean: dict[str, float]
+) -> str:
+    """Cost to first reach each target win rate, per seed (interpolated), mean over the seeds
+    that reach it; ``clean`` = samples/s of each method measured alone (llm_throughput.py)."""
+    head = " | ".join(f"to {t:.2f}" for t in targets)
     lines = [f"| method | lr | {head} |", "|---|---|" + "---|" * len(targets)]
-    for (method, lr), rows in groups.items():
-        cells = []
-        for t in targets:
-            got = reach(rows, t)
-            cells.append("not reached" if got is None else
-                         f"{got['queries']:.0f} / {got['samples']:.0f} / "
-                         f"{got['seconds_wall']:.0f} / {got['eval_kl']:.2f}")  # fmt: skip
+
+    def fmt(method: str) -> Any:
+        rate = clean.get(method)
+        return lambda m: (f"{m['queries']:.0f} q / {m['samples']:.0f} s"
+                          + (f" / {m['samples'] / rate:.0f} sec" if rate else "")
+                          + f" / KL {m['eval_kl']:.2f}")  # fmt: skip
+
+    for (method, lr), seeds in sorted(curves(runs).items()):
+        cells = [_mean_cell([crossing(c, "eval_win_rate", t) for c in seeds], fmt(method))
+                 for t in targets]  # fmt: skip
         lines.append(f"| {method} | {lr:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def figures(summary: dict[str, Any], folder: Path) -> list[Path]:
-    """Win rate against queries, samples and seconds, and against KL (one line per method)."""
+def frontier_table(runs: list[dict[str, Any]], levels: tuple[float, ...]) -> str:
+    """Win rate at matched KL: where each seed's KL first reaches each level (interpolated)."""
+    head = " | ".join(f"KL {k:g}" for k in levels)
+    lines = [f"| method | lr | {head} |", "|---|---|" + "---|" * len(levels)]
+    for (method, lr), seeds in sorted(curves(runs).items()):
+        cells = [_mean_cell([crossing(c, "eval_kl", k) for c in seeds],
+                            lambda m: f"{m['eval_win_rate']:.3f}") for k in levels]  # fmt: skip
+        lines.append(f"| {method} | {lr:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figures(
+    summary: dict[str, Any], folder: Path, clean: dict[str, float], name: str
+) -> list[Path]:
+    """Win rate against queries, samples and seconds, and against KL (one line per method).
+    Seconds are ``samples / clean[method]`` (each method's samples/s measured alone) where
+    known, else the run's own training wall time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_method: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
     for r in summary["rows"]:
-        by_method[(r["method"], r["lr"])].append(r)
+        rate = clean.get(r["method"])
+        seconds = {"seconds": r["samples"] / rate if rate else r["seconds_wall"]}
+        seconds["seconds_seeds"] = (
+            [x / rate for x in r["samples_seeds"]] if rate else r["seconds_wall_seeds"]
+        )
+        by_method[(r["method"], r["lr"])].append({**r, **seconds})
+    timed = "alone" if clean else "in the sweep"
     axes_spec = [
         ("queries", "preference queries"),
         ("samples", "samples"),
-        ("seconds_wall", "training seconds (CPU)"),
+        ("seconds", f"training seconds on this CPU (measured {timed})"),
         ("eval_kl", "KL to initial (nats)"),
     ]
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.5), sharey=True)
-    cmap = plt.get_cmap("tab10")
-    for i, ((method, lr), rows) in enumerate(sorted(by_method.items())):
+    cmap = plt.get_cmap("tab10")  # a colour per method, a line style per learning rate
+    lrs = sorted({lr for _, lr in by_method})
+    for (method, lr), rows in sorted(by_method.items()):
+        i = METHODS.index(method)
         rows = sorted(rows, key=lambda r: r["step"])
         for ax, (key, label) in zip(axes, axes_spec, strict=True):
             xs = [0.0] + [r[key] for r in rows]
             ys = [0.5] + [r["eval_win_rate"] for r in rows]
-            style = "--" if method == TRL else "-"
-            ax.plot(xs, ys, style, marker="o", color=cmap(i % 10), label=f"{method} (lr {lr:g})")
+            style = ("-", ":", "--", "-.")[lrs.index(lr) % 4]
+            color = cmap(i % 10)
+            marker = "s" if method == TRL else "o"
+            ax.plot(xs, ys, style, marker=marker, color=color, label=f"{method} (lr {lr:g})")
             for r in rows:  # every seed as a faint point
                 ax.scatter(r[f"{key}_seeds"], r["eval_win_rate_seeds"], s=10, alpha=0.35,
-                           color=cmap(i % 10))  # fmt: skip
+                           color=color)  # fmt: skip
             ax.set_xlabel(label)
     for ax in axes:
         ax.axhline(0.5, color="grey", lw=0.8)
@@ -347,26 +400,45 @@ def figures(summary: dict[str, Any], folder: Path) -> list[Path]:
     axes[-1].legend(fontsize=7, loc="best")
     fig.suptitle("SmolLM2-135M, offline oracle: mean over seeds (lines), each seed (points)")
     fig.tight_layout()
-    path = folder / "win_rate_vs_cost.png"
+    path = folder / f"{name}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [path]
 
 
-def report(out: Path, dest: Path, figs: Path) -> None:
+def clean_rates(path: Path | None) -> dict[str, float]:
+    """Samples/s of each method measured alone (``llm_throughput.py``'s JSON), by method name."""
+    if path is None or not path.is_file():
+        return {}
+    results = json.loads(path.read_text())["results"]
+    names = {"wind": "wind-squared", "trl": TRL}
+    return {names.get(k, k.partition(":")[2] or k): r["samples_per_second"]
+            for k, r in results.items() if "samples_per_second" in r}  # fmt: skip
+
+
+def report(out: Path, dest: Path, figs: Path, timing: Path | None, name: str) -> None:
     from windalign.rundir import atomic_write, atomic_write_json
 
-    summary = summarize(read_runs(out))
+    runs = read_runs(out)
+    summary = summarize(runs)
+    clean = clean_rates(timing)
     dest.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(dest / "llm_results.json", summary)
-    text = markdown(summary) + "\n" + reach_table(summary, TARGETS)
-    atomic_write(dest / "llm_results.md", text)
-    for p in figures(summary, figs):
+    atomic_write_json(dest / f"{name}.json", summary)
+    text = "\n".join([
+        "## Every evaluation", "", markdown(summary),
+        "## Cost to reach a held-out win rate (q = queries, s = samples, sec = seconds at the "
+        "method's own samples/s measured alone; seeds that reach it)", "",
+        reach_table(runs, TARGETS, clean),
+        "## Win rate at matched KL to the initial model (seeds whose KL reaches it)", "",
+        frontier_table(runs, KL_LEVELS),
+    ])  # fmt: skip
+    atomic_write(dest / f"{name}.md", text)
+    for p in figures(summary, figs, clean, name):
         print(f"wrote {p}")
-    print(f"wrote {dest}/llm_results.json, llm_results.md")
+    print(f"wrote {dest}/{name}.json, {name}.md")
 
 
-def one_run(out: Path, method: str, lr: float, seed: int) -> None:
+def one_run(out: Path, overrides: dict[str, Any], method: str, lr: float, seed: int) -> None:
     path = run_dir(out, method, lr, seed)
     if finished(path):
         print(f"skip {path} (complete)", flush=True)
@@ -376,13 +448,20 @@ def one_run(out: Path, method: str, lr: float, seed: int) -> None:
     if method == TRL:
         cmd = [sys.executable, __file__, "--trl-run", str(lr), str(seed), str(path)]
     else:
-        cmd = wind_command(method, lr, seed, path)
+        cmd = wind_command(method, lr, seed, path, overrides)
     path.parent.mkdir(parents=True, exist_ok=True)
     log = path.parent / f"{path.name}.log"
     with log.open("w") as f:
         code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
     what = "done" if code == 0 else f"FAILED (exit {code}, see {log})"
     print(f"{what} {path} in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+    return key, yaml.safe_load(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,15 +472,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", nargs="+", type=float, default=[2e-5], help="learning rates")
     p.add_argument("--workers", type=int, default=1, help="runs at a time")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: torch's)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides of every wind train run (YAML values), e.g. "
+                   "steps_per_round=2 max_steps=24 eval_steps=12")  # fmt: skip
+    p.add_argument("--name", default="llm_results", help="stem of the report's files")
     p.add_argument("--report", type=Path, help="write tables into this folder (no runs)")
     p.add_argument("--figures", type=Path, default=Path("docs/figures/llm"))
+    p.add_argument(
+        "--timing",
+        type=Path,
+        default=Path("docs/benchmarks/llm_throughput.json"),
+        help="llm_throughput.py's JSON: each method's samples/s measured alone",
+    )
     p.add_argument("--trl-run", nargs=3, metavar=("LR", "SEED", "DIR"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.trl_run:
         run_trl(float(args.trl_run[0]), int(args.trl_run[1]), Path(args.trl_run[2]))
         return 0
     if args.report:
-        report(args.out, args.report, args.figures)
+        report(args.out, args.report, args.figures, args.timing, args.name)
         return 0
     if TRL in args.methods:
         try:
@@ -413,7 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     jobs = [(m, lr, seed) for seed in args.seeds for lr in args.lr for m in args.methods]
     with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each job is a subprocess
-        for future in [pool.submit(one_run, args.out, *job) for job in jobs]:
+        overrides = dict(parse_set(item) for item in args.set)
+        if overrides and TRL in args.methods:
+            p.error(f"--set applies to wind train runs only: leave {TRL} out")
+        for future in [pool.submit(one_run, args.out, overrides, *job) for job in jobs]:
             future.result()
     return 0
 

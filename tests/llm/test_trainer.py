@@ -513,3 +513,56 @@ def test_disable_dropout_makes_the_policy_deterministic_in_train_mode(tmp_path):
     ids = torch.tensor([tr.prompt_ids[0]])
     a, b = (tr.model(input_ids=ids).logits for _ in range(2))
     assert torch.equal(a, b)
+
+
+def test_lora_reference_is_the_base_model_after_the_adapter_moved(tiny_dir, tmp_path):
+    """Round 2 (after one update of the adapter): log pi_ref is the base model's, not the
+    policy's (the mutation 'adapter left on for the reference' passes round 1, where the fresh
+    adapter is a no-op, and fails here)."""
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    tr = WINDTrainer(
+        str(tiny_dir),
+        args=config(tmp_path, objective="wind-squared", beta=0.1, learning_rate=5e-2),
+        preference=count_a,
+        train_dataset=PROMPTS,
+        peft_config=lora,
+    )
+    tr.train()
+    rnd = tr.round
+    assert rnd.index == 1  # the second round, sampled after the first update
+    K = tr.args.num_samples
+    flat_p = [p for p in rnd.prompt_ids for _ in range(K)]
+    flat_r = [y for ys in rnd.responses for y in ys]
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    expect = rollout.logprobs_no_grad(base, flat_p, flat_r, tr.args.temperature, tr.pad_id, 64)
+    policy = rollout.logprobs_no_grad(tr.model, flat_p, flat_r, tr.args.temperature, tr.pad_id, 64)
+    assert (policy - expect).abs().max() > 1e-3  # the adapter did move
+    torch.testing.assert_close(rnd.logp_ref.flatten().float(), expect, atol=1e-5, rtol=0)
+
+
+def test_a_kill_while_writing_the_state_leaves_the_checkpoint_unmarked(
+    tiny_dir, tmp_path, monkeypatch
+):
+    """The completion marker is written after the WIND state file, and rotation only after the
+    marker: a save that dies writing the state leaves that checkpoint incomplete and the
+    previous complete one in place (save_total_limit = 1)."""
+    from windalign.llm import resume
+
+    real_save = resume.torch.save
+
+    def dying_save(obj, path, *a, **kw):
+        if "checkpoint-2" in str(path) and Path(str(path)).name.startswith("windalign_state"):
+            raise RuntimeError("killed while writing the state")  # Trainer's own files are saved
+        return real_save(obj, path, *a, **kw)
+
+    monkeypatch.setattr(resume.torch, "save", dying_save)
+    tr = trainer(
+        tiny_dir, tmp_path, max_steps=3, save_strategy="steps", save_steps=1, save_total_limit=1
+    )
+    with pytest.raises(RuntimeError, match="killed while writing the state"):
+        tr.train()
+    run = tmp_path / "run"
+    assert is_complete(run / "checkpoint-1")
+    assert not is_complete(run / "checkpoint-2")

@@ -284,3 +284,31 @@ def test_bon_distill_population_minimizer_is_best_of_two(k):
     opt.step(closure)
     pi = torch.softmax(theta, 0).detach().numpy()
     np.testing.assert_allclose(pi, best_of_two(pi_t, P), atol=1e-8)
+
+
+@pytest.mark.parametrize(("eta", "beta"), [(5.0, 0.1), (0.3, 2.0)])
+def test_wind_squared_at_its_sampler_is_online_ipo_scaled_by_lam(eta, beta):
+    """At ``logp = logp_old`` (the first step of a round) the squared loss's gradient is exactly
+    ``lam`` times online IPO's at the same beta: residual ``lam h - c (o - 1/2) = lam (h - (o -
+    1/2) / beta)`` since ``c / lam = 1 / beta``. With one Adam step per round (invariant to a
+    constant gradient scale) wind-squared and online IPO take the same steps (docs/results-llm.md);
+    they differ from the second step on the same samples, where ``logp != logp_old``."""
+    g = torch.Generator().manual_seed(3)
+    B, K = 3, 4
+    logp_ref = torch.randn(B, K, generator=g, dtype=torch.float64) - 3
+    o = torch.rand(B, K, K, generator=g, dtype=torch.float64)
+    prefs = torch.triu(o, 1) + torch.tril(1 - o.transpose(1, 2), -1)
+    prefs = prefs + torch.diag_embed(torch.full((B, K), 0.5, dtype=torch.float64))
+    start = (torch.randn(B, K, generator=g, dtype=torch.float64) - 6).requires_grad_()
+    grads = {}
+    for name, hp in (("wind-squared", {"eta": eta, "beta": beta}), ("ipo", {"beta": beta})):
+        batch = SampleBatch(start, start.detach(), logp_ref, prefs)
+        (grads[name],) = torch.autograd.grad(LOSSES[name].fn(batch, **hp).loss, start)
+    _, lam = step_coefficients(eta, beta)
+    assert grads["ipo"].abs().max() > 1e-3
+    torch.testing.assert_close(grads["wind-squared"], lam * grads["ipo"], rtol=1e-12, atol=1e-14)
+    step = 0.3 * torch.randn(B, K, generator=g, dtype=torch.float64)
+    moved = SampleBatch(start + step, start.detach(), logp_ref, prefs)  # a second step: differ
+    a = LOSSES["wind-squared"].fn(moved, eta=eta, beta=beta).loss
+    b = LOSSES["ipo"].fn(moved, beta=beta).loss
+    assert not torch.isclose(a, lam**2 * b)

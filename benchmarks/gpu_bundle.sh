@@ -14,7 +14,7 @@ for pkg in trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 transfo
   "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .gpu-wheels "$pkg"
 done
-MODEL="$("$PY" -c 'from windalign.llm.models import resolve_model; print(resolve_model("smollm2"))')"
+MODEL="$("$PY" -c 'from windalign.lm.loading import resolve_model; print(resolve_model("smollm2"))')"
 for f in config.json generation_config.json tokenizer.json tokenizer_config.json chat_template.jinja; do
   if [ -f "$MODEL/$f" ]; then cp "$MODEL/$f" .gpu-model/; fi
 done

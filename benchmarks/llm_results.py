@@ -140,7 +140,7 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
     from windalign.llm.config import WINDConfig
     from windalign.llm.data import load_prompts
     from windalign.llm.evaluate import evaluate
-    from windalign.llm.models import resolve_model
+    from windalign.lm.loading import resolve_model
     from windalign.preferences import as_oracle
     from windalign.rundir import atomic_write_json
 

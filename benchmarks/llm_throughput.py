@@ -58,7 +58,7 @@ def load(cli: argparse.Namespace, need_ref: bool = True) -> tuple[Any, Any, Any]
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from windalign.llm.models import resolve_model
+    from windalign.lm.loading import resolve_model
 
     folder = cli.random_init or resolve_model(cli.model)
     tokenizer = AutoTokenizer.from_pretrained(folder)

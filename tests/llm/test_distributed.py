@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -26,9 +27,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from windalign.cli import main
-from windalign.llm import launch, rollout
+from windalign.llm import launch
 from windalign.llm.distributed import check_resume
 from windalign.llm.state import COMPLETE
+from windalign.lm import tokens
 from windalign.objectives import SampleBatch, compute_loss
 from windalign.rundir import RunDirError
 
@@ -83,8 +85,8 @@ def one_process_step(tiny_dir: Path, checkpoint: Path) -> tuple[dict, float, flo
     model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32).train()
     prompts = [p for r in rounds for p in r["prompt_ids"] for _ in range(K)]
     responses = [y for r in rounds for ys in r["responses"] for y in ys]
-    packed = rollout.pack(prompts, responses, tokenizer.pad_token_id, "cpu")
-    logp = rollout.sequence_logprobs(model, packed, 1.0).view(2 * PROMPTS, K).double()
+    packed = tokens.pack(prompts, responses, tokenizer.pad_token_id, "cpu")
+    logp = tokens.sequence_logprobs(model, packed, 1.0).view(2 * PROMPTS, K).double()
     # the samples are the ones the processes scored: their log-probs at the initial weights
     recorded = torch.cat([r["logp_old"] for r in rounds])
     torch.testing.assert_close(logp.detach(), recorded, rtol=0, atol=1e-5)
@@ -237,7 +239,8 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from tiny import tiny_model, tiny_tokenizer
 from torch.distributed.fsdp import fully_shard
-from windalign.llm.distributed import ShardedEMAAnchor, _fsdp2_gathered, _fsdp2_reshard
+from windalign.llm.distributed import _fsdp2_gathered, _fsdp2_reshard
+from windalign.llm.state import EMAAnchor
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
@@ -248,7 +251,7 @@ for layer in model.model.layers:
     fully_shard(layer)
 fully_shard(model)
 params = [p for p in model.parameters() if p.requires_grad]
-anchor = ShardedEMAAnchor(lambda: [p.to_local() for p in params], lambda: _fsdp2_reshard([model]))
+anchor = EMAAnchor(lambda: [p.to_local() for p in params], lambda: _fsdp2_reshard([model]))
 with torch.no_grad():  # an optimizer step on the shards, then one EMA step
     for p in params:
         p.to_local().add_(0.01 * (rank + 1))
@@ -344,3 +347,54 @@ def test_a_preset_that_cannot_run_here_is_refused_with_the_reason(
     own.write_text("distributed_type: MULTI_GPU\nnum_machines: 2\nmain_process_ip: 10.0.0.1\n")
     cmd = launch.launch_command(["wind", *base], str(own), None)
     assert cmd[4] == str(own) and "--main_process_port" not in cmd and "--num_processes" not in cmd
+
+
+def one_process_evaluation(policy_dir: Path, baseline_dir: Path, prompts: list, seed: int, **kw):
+    """:func:`windalign.llm.evaluate.evaluate` in this process, unsharded."""
+    from windalign.llm.evaluate import evaluate
+    from windalign.preferences import as_oracle
+
+    tokenizer = AutoTokenizer.from_pretrained(baseline_dir)
+    tokenizer.padding_side = "left"
+    policy = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
+    baseline = AutoModelForCausalLM.from_pretrained(baseline_dir, dtype=torch.float32)
+    return evaluate(policy, baseline, tokenizer, prompts, as_oracle("heuristic"), seed=seed, **kw)
+
+
+def test_the_evaluation_is_sharded_over_two_ddp_processes_and_equals_one_process(
+    tiny_dir, tmp_path
+):
+    """``wind train`` on 2 gloo processes (DDP) evaluates 5 held-out prompts in batches of 2:
+    process 0 takes batches 0 and 2, process 1 batch 1 (different numbers of generate calls and
+    responses of different lengths), and the gathered result equals one process's evaluation of
+    the same prompts with the step-1 weights."""
+    from windalign.llm.data import load_prompts
+
+    n, batch, samples = 5, 2, 2
+    config = write_config(
+        tmp_path, tiny_dir, max_steps=1, eval_strategy="steps", eval_steps=1,
+        eval_samples=samples, generation_batch_size=batch, eval_prompts="builtin:heldout",
+        eval_prompt_count=n,
+    )  # fmt: skip
+    out = tmp_path / "run"
+    launch_ddp = ["--accelerate_config", "ddp", "--num_processes", "2"]
+    done = run([*WIND, "train", "--config", config, "--output_dir", out, *launch_ddp])
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    (logged,) = [r for r in rows if "eval_win_rate" in r]
+    assert logged["eval_prompts"] == n  # each prompt once: sharded, not evaluated twice
+    seed = int(np.random.SeedSequence([5, 1, 1]).generate_state(1)[0])  # (seed, step, 1)
+    prompts = load_prompts("builtin:heldout")[:n]
+    alone = one_process_evaluation(
+        out / "checkpoint-1", tiny_dir, prompts, seed, samples=samples, temperature=1.0,
+        max_new_tokens=8, batch_size=batch,
+    )  # fmt: skip
+    for key, value in alone.summary.items():
+        assert logged[f"eval_{key}"] == pytest.approx(value, rel=1e-6, abs=1e-6), key
+    # the processes run different numbers of decoding steps (forward passes): the sum over
+    # their batches of the longest response of each model
+    steps = [
+        sum(max(v for r in rows for v in r[f"{m}_lengths"]) for m in ("policy", "baseline"))
+        for rows in (alone.per_prompt[0:2], alone.per_prompt[2:4], alone.per_prompt[4:5])
+    ]
+    assert steps[0] + steps[2] != steps[1], steps

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from windalign.cli import prepare_model
-from windalign.llm import models
-from windalign.llm.models import MARKER, MODEL_ALIASES, prepare_smollm2, resolve_model
+from windalign.lm import aliases as models
+from windalign.lm.aliases import MARKER, MODEL_ALIASES, prepare_smollm2
+from windalign.lm.loading import resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +139,12 @@ def test_resolve_model_aliases_paths_and_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("WINDALIGN_CACHE", str(tmp_path / "cache"))
     assert resolve_model("smollm2", progress=None) == str(tmp_path / "cache" / "models" / "smollm2")
     assert resolve_model(str(tmp_path)) == str(tmp_path)
-    for bad in ("gpt2", "HuggingFaceTB/SmolLM2-135M-Instruct", str(tmp_path / "missing")):
-        with pytest.raises(ValueError, match=r"neither a local folder nor an alias.*smollm2"):
+    for hub_id in ("gpt2", "HuggingFaceTB/SmolLM2-135M-Instruct"):  # offline (tests/conftest.py)
+        with pytest.raises(ValueError, match=f"model '{hub_id}' is not in the Hugging Face cache "
+                           r".* offline \(HF_HUB_OFFLINE=1\): download it"):  # fmt: skip
+            resolve_model(hub_id)
+    for bad in (str(tmp_path / "missing"), "a/b/c", "org--x/y"):
+        with pytest.raises(ValueError, match=r"is not a local folder.*smollm2.*hub id"):
             resolve_model(bad)
     assert len(calls) == 1
 

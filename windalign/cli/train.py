@@ -196,10 +196,16 @@ def _build(settings: Any, wind: Any) -> Any:
     from windalign.llm.trainer import WINDTrainer
     from windalign.preferences import as_oracle
 
-    prompts = load_prompts(settings.prompts, wind.prompt_column)
+    subset = settings.prompts_subset
+    prompts = load_prompts(
+        settings.prompts, wind.prompt_column, split=settings.prompts_split, subset=subset
+    )
     eval_dataset = None
     if settings.eval_prompts is not None:
-        eval_dataset = load_prompts(settings.eval_prompts, wind.prompt_column)
+        eval_dataset = load_prompts(
+            settings.eval_prompts, wind.prompt_column, split=settings.eval_prompts_split,
+            subset=subset,
+        )  # fmt: skip
         eval_dataset = eval_dataset[: settings.eval_prompt_count]
     peft_config = None
     if settings.peft is not None:

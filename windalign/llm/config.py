@@ -17,6 +17,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from windalign.config import help_table, option, validate
+from windalign.lm.loading import DTYPES
 from windalign.objectives import LOSSES, LossSpec
 from windalign.objectives.registry import HYPERPARAMETERS
 
@@ -138,6 +139,30 @@ class WINDConfig(TrainingArguments):
         help="turn dropout off in the policy so log-probs are deterministic; true or false",
         check=lambda v: isinstance(v, bool),
     )
+    dtype: str = option(
+        "float32",
+        help="precision the model (and reference) weights are loaded in when given by name; "
+        "auto (the checkpoint's), bfloat16, float16 (inference only) or float32; bf16: true "
+        "adds autocast on top (docs/your-model.md)",
+        check=lambda v: v in DTYPES,
+    )
+    model_revision: str | None = option(
+        None,
+        help="hub revision (branch, tag or commit) of a model given by hub id; a string or null "
+        "(the default branch)",
+        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+    )
+    ref_model_revision: str | None = option(
+        None,
+        help="hub revision of a ref_model given by hub id; a string or null",
+        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+    )
+    trust_remote_code: bool = option(
+        False,
+        help="let a hub model run its own modeling code (trust_remote_code of transformers); "
+        "true or false",
+        check=lambda v: isinstance(v, bool),
+    )
     logging_steps: float = option(
         1, help="log every this many optimizer steps; a number > 0", check=_finite_positive
     )
@@ -169,6 +194,12 @@ class WINDConfig(TrainingArguments):
                 f"steps_per_round = {self.steps_per_round} must be a multiple of the round's "
                 f"{self.minibatches_per_round} minibatches (prompts_per_round / {step}) so every "
                 "prompt is used equally often"
+            )
+        if self.dtype == "float16":
+            raise ValueError(
+                "dtype: float16 weights cannot be trained stably (no float32 master copy, and "
+                "transformers refuses to unscale float16 gradients); use dtype: bfloat16, or "
+                "float32 weights with fp16: true (autocast)"
             )
         if self.top_p < 1 or self.top_k > 0:
             warnings.warn(
@@ -216,19 +247,37 @@ class RunSettings:
 
     model: str = option(
         "smollm2",
-        help="policy to train: a local model folder or an offline alias (smollm2); a string",
+        help="policy to train: a local model folder, an offline alias (smollm2) or a Hugging "
+        "Face hub id (org/name, through the standard cache); a string",
         check=lambda v: isinstance(v, str) and bool(v),
     )
     ref_model: str | None = option(
         None,
         help="reference pi_ref; null = a frozen copy of the initial model (or the base model "
-        "with the adapter disabled under peft); a model folder, alias or null",
+        "with the adapter disabled under peft); a model folder, alias, hub id or null",
         check=lambda v: v is None or (isinstance(v, str) and bool(v)),
     )
     prompts: str = option(
         "builtin:train",
-        help="training prompts: builtin[:train|:heldout] or a .jsonl/.json/.csv/.parquet file "
-        "with a prompt column; a string",
+        help="training prompts: builtin[:train|:heldout], a .jsonl/.json/.csv/.parquet file, a "
+        "dataset folder or a hub dataset id (org/name, with prompts_split / prompts_subset), "
+        "with a prompt_column; a string",
+        check=lambda v: isinstance(v, str) and bool(v),
+    )
+    prompts_split: str = option(
+        "train",
+        help="split of a hub dataset id (or dataset folder) given as prompts; a string",
+        check=lambda v: isinstance(v, str) and bool(v),
+    )
+    prompts_subset: str | None = option(
+        None,
+        help="subset (config name) of a hub dataset id given as prompts or eval_prompts; a "
+        "string or null",
+        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+    )
+    eval_prompts_split: str = option(
+        "test",
+        help="split of a hub dataset id (or dataset folder) given as eval_prompts; a string",
         check=lambda v: isinstance(v, str) and bool(v),
     )
     eval_prompts: str | None = option(

@@ -18,10 +18,12 @@ and K x K matrix to itself (no cross-process gather in the loss) and saves its o
 * **Engines.** :func:`engine` names the one accelerate set up. Under FSDP2 and DeepSpeed the
   reference is prepared for the engine (:func:`prepare_for_engine`; sharded under ZeRO-3 and
   FSDP2), generation runs on gathered parameters (:func:`gathered_for_generation`), and J-BOND's
-  anchor is a :class:`ShardedEMAAnchor`: an fp32 EMA of each process's own piece of the
-  parameters. The EMA is elementwise, so the EMA of the pieces is the piece of the EMA of the
+  anchor (:class:`windalign.llm.state.EMAAnchor`) is an fp32 EMA of each process's own piece of
+  the parameters. The EMA is elementwise, so the EMA of the pieces is the piece of the EMA of the
   gathered parameters: no gather is needed to update it, and swapping it in before a gather
   makes the gathered model the anchor. ``deepspeed`` is imported only under DeepSpeed.
+* **Evaluation.** :func:`gather_rows` joins the per-prompt rows of the sharded held-out
+  evaluation (each process evaluates its share of the prompts).
 
 The FSDP2 and DeepSpeed paths could not be run where they were written (no GPU); see
 docs/distributed.md for what was run where.
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from windalign.llm.state import EMAAnchor
 from windalign.rundir import LOCK, RunDirError, try_lock
 
 #: engines :func:`engine` tells apart
@@ -185,6 +188,15 @@ def counters_over_processes(accelerator: Any, counters: Mapping[str, float]) -> 
         name: total / n if name == "rounds" or name.startswith("seconds_") else total
         for name, total in zip(names, totals, strict=True)
     }
+
+
+def gather_rows(accelerator: Any) -> Callable[[list[Any]], list[Any]] | None:
+    """Every process's list joined in process order on every process (``None``: one process)."""
+    if accelerator.num_processes <= 1:
+        return None
+    from accelerate.utils import gather_object
+
+    return gather_object
 
 
 def mean_over_processes(
@@ -414,64 +426,10 @@ def gathered_for_generation(trainer: Any, with_reference: bool = False) -> Itera
 # ---- J-BOND's anchor on sharded parameters ------------------------------------------------------
 
 
-class ShardedEMAAnchor:
-    """J-BOND's anchor under FSDP2 and DeepSpeed: ``a <- (1 - gamma) a + gamma theta`` on this
-    process's pieces of the trainable parameters, kept in float32.
-
-    ``pieces()`` returns the tensors this process holds (FSDP2: the local shards; ZeRO-3: each
-    partition, plus the full tensor of parameters ZeRO-3 keeps gathered; ZeRO 0-2: the full
-    parameters); ``sync()`` drops gathered copies that would hide a change of the pieces (FSDP2
-    units that keep their parameters unsharded after a forward pass). :meth:`swapped` copies
-    the anchor into the pieces and back (exactly: the pieces are saved, not recomputed), so a
-    forward pass or a gather inside it runs the anchor. Same interface as
-    :class:`windalign.llm.state.EMAAnchor`; its state is this process's pieces.
-    """
-
-    def __init__(
-        self, pieces: Callable[[], list[Tensor]], sync: Callable[[], None] = lambda: None
-    ) -> None:
-        self.pieces, self.sync = pieces, sync
-        with torch.no_grad():
-            self.shadow = [t.detach().float().clone() for t in pieces()]
-
-    @torch.no_grad()
-    def update(self, gamma: float) -> None:
-        current = [t.detach().float() for t in self.pieces()]
-        torch._foreach_lerp_(self.shadow, current, gamma)
-
-    @contextlib.contextmanager
-    def swapped(self) -> Iterator[None]:
-        with torch.no_grad():
-            self.sync()
-            pieces = self.pieces()
-            saved = [t.detach().clone() for t in pieces]
-            for t, a in zip(pieces, self.shadow, strict=True):
-                t.copy_(a)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                self.sync()
-                for t, s in zip(self.pieces(), saved, strict=True):
-                    t.copy_(s)
-
-    def state_dict(self) -> list[Tensor]:
-        return [a.detach().cpu() for a in self.shadow]
-
-    def load_state_dict(self, state: list[Tensor]) -> None:
-        if len(state) != len(self.shadow):
-            raise ValueError(
-                f"the checkpoint's J-BOND anchor has {len(state)} tensors, this process "
-                f"{len(self.shadow)}: resume with the same model, peft_config, engine and "
-                "number of processes"
-            )
-        for a, s in zip(self.shadow, state, strict=True):
-            a.copy_(s)
-
-
-def anchor_for_engine(trainer: Any) -> ShardedEMAAnchor | None:
-    """A :class:`ShardedEMAAnchor` on the prepared policy under FSDP2 / DeepSpeed; ``None``
-    under a single process or DDP (the plain ``EMAAnchor`` holds the parameters themselves)."""
+def anchor_for_engine(trainer: Any) -> EMAAnchor | None:
+    """An :class:`~windalign.llm.state.EMAAnchor` on this process's pieces of the prepared
+    policy under FSDP2 / DeepSpeed; ``None`` under a single process or DDP (the anchor built on
+    the model holds the parameters themselves)."""
     kind = engine(trainer)
     model = trainer.model
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -480,7 +438,7 @@ def anchor_for_engine(trainer: Any) -> ShardedEMAAnchor | None:
         def local() -> list[Tensor]:
             return [p.to_local() if hasattr(p, "to_local") else p.data for p in trainable]
 
-        return ShardedEMAAnchor(local, lambda: _fsdp2_reshard([model]))
+        return EMAAnchor(local, lambda: _fsdp2_reshard([model]))
     if kind == "zero3":
 
         def partitions() -> list[Tensor]:
@@ -491,7 +449,7 @@ def anchor_for_engine(trainer: Any) -> ShardedEMAAnchor | None:
                     out.append(p.data)
             return out
 
-        return ShardedEMAAnchor(partitions)
+        return EMAAnchor(partitions)
     if kind == "deepspeed":
-        return ShardedEMAAnchor(lambda: [p.data for p in trainable])
+        return EMAAnchor(lambda: [p.data for p in trainable])
     return None

@@ -28,6 +28,7 @@ from scipy import stats
 from windalign.llm import rollout
 from windalign.llm.data import Prompt, encode_prompts, prompt_text
 from windalign.llm.report import table_cell
+from windalign.lm import tokens
 
 
 def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float]:
@@ -48,19 +49,6 @@ def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float
 
 
 @dataclass
-class Samples:
-    """``n`` sampled responses per prompt of one model: token ids and whether each was cut."""
-
-    ids: list[list[list[int]]]
-    truncated: list[list[bool]]
-
-    def stats(self) -> dict[str, float]:
-        lengths = [len(y) for ys in self.ids for y in ys]
-        cut = [t for ts in self.truncated for t in ts]
-        return {"length": float(np.mean(lengths)), "eos_rate": 1.0 - float(np.mean(cut))}
-
-
-@dataclass
 class EvalResult:
     """Numbers of one evaluation (``summary``) and what produced them (per prompt, texts)."""
 
@@ -68,25 +56,20 @@ class EvalResult:
     per_prompt: list[dict[str, Any]] = field(default_factory=list)
 
 
-def sample(
-    model: Any,
-    prompt_ids: list[list[int]],
-    n: int,
-    config: Any,
-    eos: list[int],
-    batch: int,
-    seed: int,
-) -> Samples:
-    """``n`` responses per prompt, in batches of ``batch`` prompts, under a seeded generator."""
-    ids, cut = [], []
-    devices = [next(model.parameters()).device] if next(model.parameters()).is_cuda else []
-    with torch.random.fork_rng(devices=devices):
+def batch_seed(seed: int, batch: int, model: int) -> int:
+    """The sampling seed of one batch of prompts and one model (0 policy, 1 baseline): a
+    function of these alone, so a batch draws the same responses on any process."""
+    return int(np.random.SeedSequence([seed, batch, model]).generate_state(1)[0])
+
+
+def _sample(
+    model: Any, prompt_ids: list[list[int]], n: int, config: Any, eos: list[int], seed: int
+) -> tuple[list, list]:
+    """``n`` responses per prompt under a generator seeded with ``seed`` (CUDA's too)."""
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for s in range(0, len(prompt_ids), batch):
-            out, trunc = rollout.generate(model, prompt_ids[s : s + batch], n, config, eos)
-            ids += out
-            cut += trunc
-    return Samples(ids, cut)
+        return rollout.generate(model, prompt_ids, n, config, eos)
 
 
 def evaluate(
@@ -103,70 +86,121 @@ def evaluate(
     batch_size: int = 8,
     seed: int = 0,
     baseline_context: Callable[[], Any] = contextlib.nullcontext,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+    shard: tuple[int, int] = (0, 1),
+    gather: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> EvalResult:
     """Win rate of ``policy`` against ``baseline`` on ``prompts`` under ``oracle`` (module doc).
 
-    ``baseline_context()`` wraps every use of the baseline (e.g. a LoRA policy's base model is
-    the same module with the adapter disabled)."""
+    The prompts are taken ``batch_size`` at a time; batch ``b`` draws model ``m``'s responses
+    under :func:`batch_seed` ``(seed, b, m)``. ``baseline_context()`` wraps every use of the
+    baseline (a LoRA policy's base model is the same module with the adapter disabled);
+    ``autocast()`` wraps every forward pass of both models, so they run in the same precision
+    regime (the trainer passes its accelerator's autocast). Several processes: ``shard = (rank,
+    world)`` evaluates batches ``rank, rank + world, ...`` on this process and ``gather`` joins
+    every process's per-prompt rows (e.g. ``accelerate.utils.gather_object``); the result equals
+    one process's evaluation of the same prompts.
+    """
     eos = rollout.eos_token_ids(policy, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     config = rollout.sampling_config(
         eos, pad, temperature=temperature, max_new_tokens=max_new_tokens
     )
     prompt_ids = encode_prompts(tokenizer, prompts, max_prompt_length, "left")
+    rank, world = shard
+    starts = list(range(0, len(prompts), batch_size))[rank::world]
     models = {"policy": policy, "baseline": baseline}
+    contexts = {"policy": contextlib.nullcontext, "baseline": baseline_context}
     was = {name: m.training for name, m in models.items()}
-    for m in models.values():
-        m.eval()
+    rows: list[dict[str, Any]] = []
     try:
-        contexts = {"policy": contextlib.nullcontext, "baseline": baseline_context}
-        drawn, lp = {}, {}
-        for i, (name, m) in enumerate(models.items()):
-            with contexts[name]():
-                drawn[name] = sample(m, prompt_ids, samples, config, eos, batch_size, seed + i)
-        flat_p = [p for p in prompt_ids for _ in range(samples)]
-        flat_a = [y for ys in drawn["policy"].ids for y in ys]
-        for name, m in models.items():
-            with contexts[name]():
-                lp[name] = rollout.logprobs_no_grad(
-                    m, flat_p, flat_a, temperature, pad, batch_size * samples
-                ).double()
+        for m in models.values():
+            m.eval()
+        for start in starts:
+            stop = min(start + batch_size, len(prompts))
+            drawn, lp = {}, {}
+            with autocast():
+                for i, name in enumerate(models):
+                    with contexts[name]():
+                        drawn[name] = _sample(
+                            models[name], prompt_ids[start:stop], samples, config, eos,
+                            batch_seed(seed, start // batch_size, i),
+                        )  # fmt: skip
+                flat_p = [p for p in prompt_ids[start:stop] for _ in range(samples)]
+                flat_a = [y for ys in drawn["policy"][0] for y in ys]
+                for name, m in models.items():
+                    with contexts[name]():
+                        lp[name] = tokens.logprobs_no_grad(
+                            m, flat_p, flat_a, temperature, pad, len(flat_p)
+                        ).cpu()
+            rows += _judge(prompts, start, stop, samples, drawn, lp, tokenizer, oracle)
     finally:
         for name, m in models.items():
             m.train(was[name])
-    kl = (lp["policy"] - lp["baseline"]).view(len(prompts), samples).mean(-1)
+    if gather is not None:
+        rows = gather(rows)
+    rows.sort(key=lambda row: row["index"])
+    return EvalResult(_summary(rows, samples), rows)
+
+
+def _judge(
+    prompts: list[Prompt],
+    start: int,
+    stop: int,
+    samples: int,
+    drawn: dict[str, tuple[list, list]],
+    lp: dict[str, torch.Tensor],
+    tokenizer: Any,
+    oracle: Any,
+) -> list[dict[str, Any]]:
+    """Per-prompt rows of one batch: the oracle on every cross pair, the KL terms, lengths."""
+    n = stop - start
+    kl = (lp["policy"] - lp["baseline"]).view(n, samples).mean(-1)
     texts = {
-        name: [tokenizer.batch_decode(ys, skip_special_tokens=True) for ys in s.ids]
-        for name, s in drawn.items()
+        name: [tokenizer.batch_decode(ys, skip_special_tokens=True) for ys in ids]
+        for name, (ids, _) in drawn.items()
     }
     cross = [(i, samples + j) for i in range(samples) for j in range(samples)]
     P = oracle(
-        [prompt_text(p) for p in prompts],
+        [prompt_text(p) for p in prompts[start:stop]],
         [a + b for a, b in zip(texts["policy"], texts["baseline"], strict=True)],
         pairs=cross,
     )
-    wins = torch.nanmean(P[:, :samples, samples:].reshape(len(prompts), -1), dim=-1)
-    win, win_lo, win_hi = mean_interval(wins.numpy())
-    kl_mean, kl_lo, kl_hi = mean_interval(kl.numpy())
-    a, b = drawn["policy"].stats(), drawn["baseline"].stats()
-    summary = {
-        "win_rate": win, "win_rate_lo": win_lo, "win_rate_hi": win_hi,
-        "kl": kl_mean, "kl_lo": kl_lo, "kl_hi": kl_hi,
-        "length": a["length"], "baseline_length": b["length"],
-        "eos_rate": a["eos_rate"], "baseline_eos_rate": b["eos_rate"],
-        "prompts": float(len(prompts)), "samples": float(samples),
-    }  # fmt: skip
-    per_prompt = [
+    wins = torch.nanmean(P[:, :samples, samples:].reshape(n, -1), dim=-1)
+    return [
         {
-            "prompt": prompt_text(p),
+            "index": start + x,
+            "prompt": prompt_text(prompts[start + x]),
             "win_rate": float(wins[x]),
             "kl": float(kl[x]),
             "policy": texts["policy"][x],
             "baseline": texts["baseline"][x],
+            **{
+                f"{name}_{key}": [len(y) for y in ids[x]] if key == "lengths" else cut[x]
+                for name, (ids, cut) in drawn.items()
+                for key in ("lengths", "truncated")
+            },
         }
-        for x, p in enumerate(prompts)
+        for x in range(n)
     ]
-    return EvalResult(summary, per_prompt)
+
+
+def _summary(rows: list[dict[str, Any]], samples: int) -> dict[str, float]:
+    """The summary table of :func:`evaluate` from every prompt's row."""
+    win, win_lo, win_hi = mean_interval([r["win_rate"] for r in rows])
+    kl_mean, kl_lo, kl_hi = mean_interval([r["kl"] for r in rows])
+
+    def mean_of(key: str) -> float:
+        return float(np.mean([v for r in rows for v in r[key]]))
+
+    return {
+        "win_rate": win, "win_rate_lo": win_lo, "win_rate_hi": win_hi,
+        "kl": kl_mean, "kl_lo": kl_lo, "kl_hi": kl_hi,
+        "length": mean_of("policy_lengths"), "baseline_length": mean_of("baseline_lengths"),
+        "eos_rate": 1.0 - mean_of("policy_truncated"),
+        "baseline_eos_rate": 1.0 - mean_of("baseline_truncated"),
+        "prompts": float(len(rows)), "samples": float(samples),
+    }  # fmt: skip
 
 
 def report(result: EvalResult, title: str, examples: int = 5) -> str:

@@ -3,7 +3,8 @@
 * :class:`Round` -- one sampling round on this process: prompts, K responses each, their
   log-probabilities under the sampler and the reference, the preference matrix.
 * :class:`EMAAnchor` -- J-BOND's anchor: an exponential moving average of the *trainable*
-  parameters (the whole model, or only a LoRA adapter), swapped into the model to sample from it.
+  parameters (the whole model, or only a LoRA adapter; or this process's shards), in float32,
+  swapped into the model to sample from it.
 * Checkpoint completeness: ``transformers.Trainer`` writes a checkpoint file by file, so a kill
   mid-save leaves a folder that looks valid. A checkpoint counts as complete only once
   :func:`mark_complete` has written its marker, after every other file is on disk;
@@ -16,7 +17,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -59,34 +60,54 @@ class Round:
 
 
 class EMAAnchor:
-    """``a <- (1 - gamma) a + gamma theta`` over the model's trainable parameters (J-BOND).
+    """J-BOND's anchor: ``a <- (1 - gamma) a + gamma theta`` over the *trainable* parameters,
+    kept in float32 whatever the parameters' dtype (THEORY.md 8, "Precision": in bf16 an EMA
+    step of ``gamma = 0.02`` on a small update would round away).
 
-    Starts at the current parameters. :meth:`swapped` exchanges the parameters' storage with the
-    anchor's (no copy), so ``generate`` and forward passes inside it run the anchor model.
+    ``source`` is the model (its trainable parameters: the whole model, or a LoRA adapter) or a
+    function returning the tensors this process holds (FSDP2: the local shards; ZeRO-3: each
+    partition, plus the full tensor of parameters ZeRO-3 keeps gathered; ZeRO 0-2: the full
+    parameters; :func:`windalign.llm.distributed.anchor_for_engine`). The EMA is elementwise, so
+    the EMA of the pieces is the piece of the EMA. ``sync()`` drops gathered copies that would
+    hide a change of the pieces (FSDP2 units kept unsharded after a forward pass).
+    :meth:`swapped` copies the anchor into the pieces (rounded to their dtype) and back exactly
+    (the pieces are saved, not recomputed), so forward passes, ``generate`` or a gather inside
+    it run the anchor model.
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.shadow = [p.detach().clone() for p in self.params]
+    def __init__(
+        self,
+        source: torch.nn.Module | Callable[[], list[Tensor]],
+        sync: Callable[[], None] = lambda: None,
+    ) -> None:
+        if isinstance(source, torch.nn.Module):
+            params = [p for p in source.parameters() if p.requires_grad]
+            source = lambda: [p.data for p in params]  # noqa: E731
+        self.pieces, self.sync = source, sync
+        with torch.no_grad():
+            self.shadow = [t.detach().float().clone() for t in self.pieces()]
 
     @torch.no_grad()
     def update(self, gamma: float) -> None:
-        """One EMA step towards the current parameters at rate ``gamma``."""
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], gamma)
+        """One EMA step towards the current parameters at rate ``gamma`` (in float32)."""
+        torch._foreach_lerp_(self.shadow, [t.detach().float() for t in self.pieces()], gamma)
 
     @contextlib.contextmanager
     def swapped(self) -> Iterator[None]:
         """Run the model with the anchor's parameters inside the block."""
-        self._swap()
+        with torch.no_grad():
+            self.sync()
+            pieces = self.pieces()
+            saved = [t.detach().clone() for t in pieces]
+            for t, a in zip(pieces, self.shadow, strict=True):
+                t.copy_(a)
         try:
             yield
         finally:
-            self._swap()
-
-    @torch.no_grad()
-    def _swap(self) -> None:
-        for p, a in zip(self.params, self.shadow, strict=True):
-            p.data, a.data = a.data, p.data
+            with torch.no_grad():
+                self.sync()
+                for t, s in zip(self.pieces(), saved, strict=True):
+                    t.copy_(s)
 
     def state_dict(self) -> list[Tensor]:
         return [a.detach().cpu() for a in self.shadow]
@@ -94,8 +115,9 @@ class EMAAnchor:
     def load_state_dict(self, state: list[Tensor]) -> None:
         if len(state) != len(self.shadow):
             raise ValueError(
-                f"the checkpoint's J-BOND anchor has {len(state)} tensors, the model "
-                f"{len(self.shadow)} trainable ones; resume with the same model and peft_config"
+                f"the checkpoint's J-BOND anchor has {len(state)} tensors, this process "
+                f"{len(self.shadow)}: resume with the same model, peft_config, engine and "
+                "number of processes"
             )
         for a, s in zip(self.shadow, state, strict=True):
             a.copy_(s)

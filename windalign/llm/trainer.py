@@ -26,12 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    TrainerCallback,
-)
+from transformers import PreTrainedModel, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from windalign.llm import distributed, rollout
@@ -43,6 +38,8 @@ from windalign.llm.state import (
     EMAAnchor,
     Round,
 )
+from windalign.lm import tokens
+from windalign.lm.loading import load_causal_lm, load_tokenizer, resolve_model
 from windalign.objectives import SampleBatch, compute_loss
 from windalign.preferences import as_oracle
 
@@ -70,13 +67,15 @@ def _first(batch: list[dict[str, int]]) -> dict[str, int]:
     return batch[0]
 
 
-def _load_model(model: Any, what: str) -> PreTrainedModel:
+def _load_model(model: Any, args: WINDConfig, what: str) -> PreTrainedModel:
+    """``model`` itself, or loaded by name (alias, folder, hub id) in ``args.dtype``."""
     if isinstance(model, str | os.PathLike):
-        from windalign.llm.models import resolve_model
-
-        return AutoModelForCausalLM.from_pretrained(resolve_model(str(model)), dtype=torch.float32)
+        revision = args.ref_model_revision if what == "ref_model" else args.model_revision
+        return load_causal_lm(str(model), args.dtype, revision, args.trust_remote_code, what=what)
     if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"{what} must be a model, a local folder or an alias; got {type(model)}")
+        raise ValueError(
+            f"{what} must be a model, a local folder, an alias or a hub id; got {type(model)}"
+        )
     return model
 
 
@@ -113,13 +112,17 @@ class WINDTrainer(ResumableTrainer):
             raise ValueError("train_dataset is required: prompts ('builtin', a file, a dataset)")
         self.oracle = as_oracle(preference)
         self.spec, self.hp = args.spec, args.loss_hyperparameters()
+        for name, value, revision in (
+            ("model", model, args.model_revision),
+            ("ref_model", ref_model, args.ref_model_revision),
+        ):  # a name that cannot load is refused before anything loads
+            if isinstance(value, str | os.PathLike):
+                resolve_model(str(value), revision, what=name)
         tokenizer = processing_class
         if tokenizer is None:
             if not isinstance(model, str | os.PathLike):
                 raise ValueError("processing_class (the tokenizer) is required for a model object")
-            from windalign.llm.models import resolve_model
-
-            tokenizer = AutoTokenizer.from_pretrained(resolve_model(str(model)))
+            tokenizer = load_tokenizer(str(model), args.model_revision, args.trust_remote_code)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:  # responses end at their first EOS, found by id
             tokenizer.pad_token = tokenizer.eos_token
@@ -131,7 +134,7 @@ class WINDTrainer(ResumableTrainer):
         self.eval_prompts = (
             load_prompts(eval_dataset, args.prompt_column) if eval_dataset is not None else None
         )
-        source, model = model, _load_model(model, "model")
+        source, model = model, _load_model(model, args, "model")
         if peft_config is not None:
             from peft import get_peft_model
 
@@ -149,7 +152,7 @@ class WINDTrainer(ResumableTrainer):
         if (self.use_ref or self.eval_prompts is not None) and peft_config is None:
             if ref_model is None:
                 ref_model = distributed.initial_copy(model, source)  # ZeRO-3: the folder
-            self.ref_model = _load_model(ref_model, "ref_model").eval().requires_grad_(False)
+            self.ref_model = _load_model(ref_model, args, "ref_model").eval().requires_grad_(False)
         n_micro = self._plan_steps(args) * args.gradient_accumulation_steps
         super().__init__(
             model=model,
@@ -164,6 +167,7 @@ class WINDTrainer(ResumableTrainer):
         self.loss_is_scaled_for_ga = False  # compute_loss returns a per-prompt mean
         distributed.prepare_for_engine(self)  # the reference on the device / sharded (issue 8)
         self.anchor = EMAAnchor(self.model) if self.spec.sampling == "jbond" else None
+        self._anchor_on_engine = False  # set once _begin_training moved it onto the engine
         self.eos_ids = rollout.eos_token_ids(self.model, tokenizer)
         self.pad_id = tokenizer.pad_token_id
         self.gen_config = rollout.sampling_config(
@@ -207,9 +211,10 @@ class WINDTrainer(ResumableTrainer):
             out.append(int(order[g % n]))
         return out
 
-    def _seed(self, *keys: int) -> int:
-        """A seed that is a function of (seed, keys, process) only: rounds replay exactly."""
-        entropy = [self.args.seed, *keys, self.args.process_index]
+    def _seed(self, *keys: int, per_process: bool = True) -> int:
+        """A seed that is a function of (seed, keys, process) only: rounds replay exactly.
+        ``per_process=False``: the same seed on every process (the sharded evaluation)."""
+        entropy = [self.args.seed, *keys, *([self.args.process_index] if per_process else [])]
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     # ---- one round: sample, score, record -----------------------------------------------------
@@ -264,7 +269,7 @@ class WINDTrainer(ResumableTrainer):
             return rollout.generate(policy, *args)
 
     def _logprobs(self, model: Any, prompts: list[list[int]], responses: list[list[int]]) -> Any:
-        return rollout.logprobs_no_grad(
+        return tokens.logprobs_no_grad(
             model,
             prompts,
             responses,
@@ -283,7 +288,7 @@ class WINDTrainer(ResumableTrainer):
         policy.eval()
         responses, truncated = [], []
         devices = [self.args.device] if self.args.device.type == "cuda" else []
-        with self._timer("generate"), torch.random.fork_rng(devices=devices):
+        with self.accelerator.autocast(), self._timer("generate"), torch.random.fork_rng(devices):
             torch.manual_seed(self._seed(r))
             for s in range(0, len(prompts), args.generation_batch_size):
                 ids, cut = self._generate(policy, prompts[s : s + args.generation_batch_size])
@@ -294,12 +299,12 @@ class WINDTrainer(ResumableTrainer):
         B = len(prompts)
         logp_old = torch.full((B, K), float("nan"), dtype=torch.float64)
         logp_ref = None
-        with self._timer("reference"):
+        with self.accelerator.autocast(), self._timer("reference"):
             if self.use_ref:
                 ref, context = self._reference()
                 with context():
                     logp_ref = self._logprobs(ref, flat_p, flat_r).view(B, K).cpu()
-        with self._timer("old_logprobs"):
+        with self.accelerator.autocast(), self._timer("old_logprobs"):
             if self.spec.sampling == "jbond":  # logp_old is the anchor's for all three samples
                 with self.anchor.swapped():
                     logp_old = self._logprobs(policy, flat_p, flat_r).view(B, K).cpu()
@@ -365,8 +370,9 @@ class WINDTrainer(ResumableTrainer):
         rnd, rows, K = self.round, inputs["rows"], self.args.num_samples
         prompts = [rnd.prompt_ids[b] for b in rows for _ in range(K)]
         responses = [y for b in rows for y in rnd.responses[b]]
-        packed = rollout.pack(prompts, responses, self.pad_id, self.args.device)
-        logp = rollout.sequence_logprobs(model, packed, self.args.temperature)
+        packed = tokens.pack(prompts, responses, self.pad_id, self.args.device)
+        with self.accelerator.autocast():  # the regime of every other pass (THEORY.md 8)
+            logp = tokens.sequence_logprobs(model, packed, self.args.temperature)
         logp = logp.view(len(rows), K).double()
         self._check_finite("the policy's log-probabilities", logp, inputs["step"])
         logp_old = rnd.logp_old[rows].to(logp.device)
@@ -414,20 +420,24 @@ class WINDTrainer(ResumableTrainer):
         args = self.args
         reference, context = self._reference()
         start = time.perf_counter()
-        result = evaluate(
-            self.accelerator.unwrap_model(self.model),
-            reference,
-            self.processing_class,
-            prompts,
-            self.oracle,
-            samples=args.eval_samples,
-            temperature=args.temperature,
-            max_new_tokens=args.max_new_tokens,
-            max_prompt_length=args.max_prompt_length,
-            batch_size=args.generation_batch_size,
-            seed=self._seed(self.state.global_step, 1),  # its own stream
-            baseline_context=context,
-        )
+        with distributed.gathered_for_generation(self, with_reference=True):
+            result = evaluate(
+                self.accelerator.unwrap_model(self.model),
+                reference,
+                self.processing_class,
+                prompts,
+                self.oracle,
+                samples=args.eval_samples,
+                temperature=args.temperature,
+                max_new_tokens=args.max_new_tokens,
+                max_prompt_length=args.max_prompt_length,
+                batch_size=args.generation_batch_size,
+                seed=self._seed(self.state.global_step, 1, per_process=False),  # its own stream
+                baseline_context=context,
+                autocast=self.accelerator.autocast,
+                shard=(args.process_index, args.world_size),
+                gather=distributed.gather_rows(self.accelerator),
+            )
         self.counters["seconds_evaluate"] += time.perf_counter() - start
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in result.summary.items()}
         self.last_evaluation = result
@@ -493,6 +503,7 @@ class WINDTrainer(ResumableTrainer):
     def _begin_training(self) -> None:
         """Called when training begins (the engine has prepared the model): J-BOND's anchor on
         the engine's parameters under FSDP2 / DeepSpeed, the resumed checkpoint's WIND state."""
-        if self.anchor is not None and not isinstance(self.anchor, distributed.ShardedEMAAnchor):
+        if self.anchor is not None and not self._anchor_on_engine:
             self.anchor = distributed.anchor_for_engine(self) or self.anchor
+            self._anchor_on_engine = True
         self.load_resumed_state()

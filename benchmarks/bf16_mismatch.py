@@ -8,7 +8,7 @@ tokens. While sampling, ``generate(output_logits=True)`` returns the raw logits 
 the recorded log-prob of a sampled token is ``log_softmax(logits / 0.7)`` at its id, in float32.
 Each response is cut after its first EOS (EOS included, padding excluded). The same (prompt,
 response) pairs are then scored by one full forward without a cache, exactly as the trainer does
-(``pack`` + the forward of ``sequence_logprobs``, per token via ``token_logprobs``). Three
+(``pack`` + ``response_token_logprobs``, the forward of ``sequence_logprobs``, per token). Three
 precision regimes, each sampled from the same seed:
 
 * ``fp32``: float32 weights, no autocast (the control);
@@ -45,17 +45,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from windalign.llm import rollout
 from windalign.llm.data import encode_prompts, load_prompts
+from windalign.lm.loading import resolve_model
+from windalign.lm.tokens import left_pad, pack, response_token_logprobs, sequence_logprobs
 from windalign.rundir import atomic_write, atomic_write_json
-
-try:  # the token helpers' new home; they stay importable from windalign.llm.rollout
-    from windalign.lm.tokens import left_pad, pack, sequence_logprobs, token_logprobs
-except ImportError:  # pragma: no cover - before the move
-    from windalign.llm.rollout import left_pad, pack, sequence_logprobs, token_logprobs
-
-try:
-    from windalign.lm.loading import resolve_model
-except ImportError:  # pragma: no cover - before the move
-    from windalign.llm.models import resolve_model
 
 REGIMES = ("fp32", "autocast-bf16", "bf16-weights")
 COMPARISONS = {
@@ -132,16 +124,7 @@ def score(
     :func:`sequence_logprobs` does; with ``check``, also the largest difference between their
     float64 sums and ``sequence_logprobs`` itself (that this is the trainer's computation)."""
     batch = pack(prompts, responses, pad_id, "cpu")
-    width = batch["prompt_width"]
-    R = batch["input_ids"].shape[1] - width
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        position_ids=batch["position_ids"],
-        logits_to_keep=R + 1,
-        use_cache=False,
-    )
-    lp = token_logprobs(out.logits[:, :-1], batch["input_ids"][:, width:], temperature)
+    lp = response_token_logprobs(model, batch, temperature)
     diff = None
     if check:
         mine = (lp.double() * batch["response_mask"]).sum(-1)

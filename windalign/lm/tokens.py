@@ -82,8 +82,9 @@ def token_logprobs(logits: Tensor, targets: Tensor, temperature: float) -> Tenso
     return torch.cat(out)
 
 
-def sequence_logprobs(model: Any, batch: dict[str, Any], temperature: float) -> Tensor:
-    """``[n]`` summed log-probabilities of the response tokens of a :func:`pack` batch.
+def response_token_logprobs(model: Any, batch: dict[str, Any], temperature: float) -> Tensor:
+    """``[n, R]`` log-probabilities of each response token of a :func:`pack` batch (padding
+    positions hold values too: mask them with ``batch["response_mask"]``).
 
     Only the ``R + 1`` last positions go through the LM head (``logits_to_keep``); the last
     position's logits predict nothing and are dropped.
@@ -97,9 +98,13 @@ def sequence_logprobs(model: Any, batch: dict[str, Any], temperature: float) -> 
         logits_to_keep=R + 1,
         use_cache=False,
     )
-    logits = out.logits[:, :-1]
-    targets = batch["input_ids"][:, width:]
-    lp = token_logprobs(logits, targets, temperature)
+    return token_logprobs(out.logits[:, :-1], batch["input_ids"][:, width:], temperature)
+
+
+def sequence_logprobs(model: Any, batch: dict[str, Any], temperature: float) -> Tensor:
+    """``[n]`` summed log-probabilities (float64) of the response tokens of a :func:`pack`
+    batch: :func:`response_token_logprobs` over the response mask."""
+    lp = response_token_logprobs(model, batch, temperature)
     return (lp.double() * batch["response_mask"]).sum(-1)
 
 

@@ -3,9 +3,10 @@
 :class:`FakeJudgeServer` implements ``/v1/chat/completions`` on 127.0.0.1 (port 0) and answers
 like a judge that prefers the longer response: with logprobs, ``P(A) = sigmoid(scale * (len(A) -
 len(B)) + bias)`` where ``bias`` is a position bias toward "A"; without, the text "A" or "B" (ties:
-"A"). Faults are injected per test: ``script`` (actions for the next requests, in order) and
-``poison`` (an action for every request whose responses contain a substring). The real ``openai``
-client talks to it: nothing is mocked at the client level.
+"A"). Faults are injected per test: ``script`` (actions for the next requests, in order),
+``poison`` (an action for every request whose responses contain a substring) and ``fault`` (the
+action for every other request). ``GET /v1/models`` lists ``models`` (``None``: 404, ``"error"``:
+500). The real ``openai`` client talks to it: nothing is mocked at the client level.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class Handler(BaseHTTPRequestHandler):
         kind = action[0] if action else "answer"
         if self.path != "/v1/chat/completions":
             kind, action = "status", ("status", 404, {})
+        if kind == "late":  # ("late", seconds, action): the action after a delay
+            time.sleep(action[1])
+            kind, action = action[2][0], action[2]
         if kind == "sleep":
             time.sleep(action[1])
         elif kind == "status":
@@ -75,6 +79,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, self.server.completion(action[2], action[1]))
         self.send(200, self.server.answer(first, second))
 
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.gets += 1
+        listed = self.server.models
+        if self.path != "/v1/models" or listed is None:
+            return self.send(404, b'{"error": {"message": "Not Found", "type": "not_found"}}')
+        if listed == "error":
+            return self.send(500, b'{"error": {"message": "boom", "type": "server_error"}}')
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in listed]
+        self.send(200, json.dumps({"object": "list", "data": data}).encode())
+
 
 class FakeJudgeServer(ThreadingHTTPServer):
     """A judge preferring the longer response, with a position bias and injectable faults."""
@@ -85,9 +100,11 @@ class FakeJudgeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.logprobs, self.bias, self.scale = logprobs, bias, scale
         self.lock = threading.Lock()
-        self.requests, self.auth, self.bodies = 0, [], []
+        self.requests, self.auth, self.bodies, self.gets = 0, [], [], 0
         self.script: list[tuple] = []
         self.poison: dict[str, tuple] = {}
+        self.fault: tuple | None = None
+        self.models: list[str] | str | None = None
 
     @property
     def url(self) -> str:
@@ -101,7 +118,7 @@ class FakeJudgeServer(ThreadingHTTPServer):
             self.bodies.append(body)
             if self.script:
                 return self.script.pop(0)
-        return next((a for s, a in self.poison.items() if s in first or s in second), None)
+        return next((a for s, a in self.poison.items() if s in first or s in second), self.fault)
 
     def p_first(self, first: str, second: str) -> float:
         """What the server answers for one order: the biased P("A")."""
@@ -236,6 +253,69 @@ def test_failures_raise_naming_the_url_or_leave_exactly_those_pairs_nan(server, 
     assert torch.isnan(P[0, 1]).all() and torch.isnan(P[0, :, 1]).all()
     assert not torch.isnan(P[0, 0, 2]) and (~torch.isnan(P[1])).sum() == 6
     assert judge.counters.skipped == 2 and judge.counters.queries == 4
+
+
+def test_no_request_is_retried_or_sent_once_the_judge_raises(server):
+    # every request fails: the "bad" pairs with a 400 after 0.2 s (not retried: the judge raises),
+    # the others at once with a 500 (retried every 0.3 s, up to 20 times, without the stop)
+    server.poison = {"bad": ("late", 0.2, ("status", 400, {}))}
+    server.fault = ("status", 500, {})
+    opts = {**FAST, "backoff": 0.3, "max_wait": 0.3}
+    judge = HTTPJudge(server.url, "m", concurrency=6, max_retries=20, **opts)
+    with pytest.raises(JudgeError, match="HTTP 400"):
+        judge(["q"], [["a", "b", "bad"]])
+    sent = judge.counters.calls
+    time.sleep(1.0)
+    assert server.requests == judge.counters.calls == sent  # no retry after the error
+
+
+def test_the_cost_is_counted_when_the_judge_raises(server, tmp_path):
+    server.poison = {"bad": ("status", 500, {})}
+    opts = {**FAST, "cache_dir": tmp_path}
+    judge = HTTPJudge(server.url, "m", concurrency=1, max_retries=1, **opts)
+    with pytest.raises(JudgeError, match="HTTP 500"):
+        judge(["q"], [["a", "abc", "bad"]])
+    # (a, abc) was answered in both orders, then (a, bad) failed twice; (bad, a) may be in flight
+    assert judge.counters.queries == 1 and judge.counters.seconds > 0
+    assert judge.counters.calls in (4, 5) and judge.counters.skipped == 0
+    seconds = judge.counters.seconds
+    judge(["q"], [["a", "abc"]])  # the answers paid for before the error were cached
+    assert judge.counters.cache_hits == 2 and judge.counters.queries == 2
+    assert judge.counters.seconds > seconds
+    server.fault = ("status", 503, {})  # a server that fails every request
+    failing = HTTPJudge(server.url, "m", max_retries=2, **FAST)
+    with pytest.raises(JudgeError, match="HTTP 503"):
+        failing(["q", "r"], [["x", "y"], ["z", "w"]])
+    assert failing.counters.calls >= 3 and failing.counters.seconds > 0
+    assert failing.counters.queries == 0
+
+
+def test_a_model_the_server_does_not_list_is_one_error_before_any_request(server):
+    server.models = ["judge-7b", "judge-1b"]
+    judge = HTTPJudge(server.url, "judge-13b", on_error="skip", **FAST)
+    listing = r"does not list model 'judge-13b'; the server serves 'judge-7b', 'judge-1b'"
+    with pytest.raises(JudgeError, match=listing) as err:
+        judge(["q"], [["a", "b"]])
+    assert "\n" not in str(err.value) and judge.counters.seconds > 0
+    assert server.requests == 0 and judge.counters.calls == 0 and server.gets == 1
+    server.models = [f"other-{n}" for n in range(14)]  # a long list: the first 10 are named
+    with pytest.raises(JudgeError, match=r"'other-9' and 4 more: pass model=") as err:
+        judge(["q"], [["a", "b"]])
+    assert "\n" not in str(err.value) and "'other-10'" not in str(err.value)
+    server.models = ["judge-7b", "judge-1b"]
+    listed = HTTPJudge(server.url, "judge-7b", **FAST)
+    listed(["q"], [["a", "b"]])
+    listed(["q"], [["a", "c"]])
+    assert server.requests == 4 and server.gets == 3  # the listed model: checked once
+
+
+@pytest.mark.parametrize("models", [None, "error", []], ids=["404", "500", "empty"])
+def test_the_model_check_is_skipped_where_the_server_lists_no_models(server, models):
+    server.models = models  # llama.cpp-like: any name is answered
+    judge = HTTPJudge(server.url, "any-name", **FAST)
+    judge(["q"], [["a", "abc"]])
+    judge(["q"], [["a", "abcd"]])
+    assert server.requests == 4 == judge.counters.calls and server.gets == 1
 
 
 def test_an_unreachable_endpoint_names_the_url():

@@ -15,7 +15,6 @@ import contextlib
 import csv
 import functools
 import io
-import itertools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,76 +26,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from windalign.bandit.config import BenchConfig
+from windalign.bandit.config import (
+    BenchConfig,
+    check_methods,
+    check_runs,
+    config_to_dict,
+    grid,
+    method_hyperparameters,
+)
 from windalign.bandit.env import EnvConfig, PreferenceBandit
-from windalign.bandit.methods import BENCH_METHODS, KNOB_AXIS, apply_knob
+from windalign.bandit.methods import BENCH_METHODS
 from windalign.bandit.runner import Evaluator, RunConfig, dominance_score, train
-from windalign.objectives import LOSSES
 
 if TYPE_CHECKING:
     from windalign.rundir import RunDir
-
-
-def method_hyperparameters(cfg: BenchConfig, method: str, value: float | None) -> dict[str, float]:
-    """The method's hyperparameters at the grid point whose knob value is ``value``.
-
-    Loss defaults, then the shared ``train.beta`` (KL strength to the reference) wherever the
-    default is positive (SPPO's published ``beta = 0`` is kept), then the config's per-method
-    ``hyperparameters``, then the knob (:func:`windalign.bandit.methods.apply_knob`).
-
-    >>> cfg = BenchConfig()
-    >>> method_hyperparameters(cfg, "ipo-beta-tuned", 2.0), method_hyperparameters(cfg, "ipo", None)
-    ({'beta': 0.05}, {'beta': 0.1})
-    """
-    variant = BENCH_METHODS[method]
-    hp = dict(LOSSES[variant.loss].defaults)
-    if hp.get("beta", 0.0) > 0:
-        hp["beta"] = cfg.train.beta
-    hp |= cfg.hyperparameters.get(method, {})
-    return apply_knob(variant, hp, value)
-
-
-def check_runs(cfg: BenchConfig) -> None:
-    """Check what every run of the benchmark will check, before any runs: each method's
-    hyperparameters at each grid point (the loss's ranges, :meth:`LossSpec.resolve`) and one
-    round fitting in ``train.query_budget``. Errors name the method, the grid point and the keys.
-    """
-    from windalign.bandit.runner import queries_per_prompt
-
-    t = cfg.train
-    for method in cfg.methods:
-        variant = BENCH_METHODS[method]
-        spec = LOSSES[variant.loss]
-        per_round = t.batch * queries_per_prompt(spec, t.samples)
-        if t.query_budget < per_round:
-            raise ValueError(
-                f"train.query_budget = {t.query_budget} is less than one round of {method} "
-                f"(train.batch = {t.batch} prompts x {per_round // t.batch} queries = "
-                f"{per_round}); raise train.query_budget or lower train.batch"
-            )
-        for _, value in grid(cfg, method):
-            hp = method_hyperparameters(cfg, method, value)
-            try:
-                spec.resolve(method, hp, kind="method")
-            except ValueError as err:
-                raise ValueError(
-                    f"at the tuning grid point {variant.knob} = {value} (train.beta = {t.beta:g}, "
-                    f"hyperparameters.{method} = {cfg.hyperparameters.get(method, {})}): {err}; "
-                    f"adjust tuning.{KNOB_AXIS.get(variant.knob or '', 'lr')} or the "
-                    "hyperparameters"
-                ) from None
-
-
-def grid(cfg: BenchConfig, method: str) -> list[tuple[float, float | None]]:
-    """Grid points ``(lr, knob value)``; the value is ``None`` for a method tuned on lr only.
-
-    >>> cfg = BenchConfig()
-    >>> len(grid(cfg, "wind-kl")), len(grid(cfg, "jbond")), grid(cfg, "dpo")[:2]
-    (25, 25, [(0.01, None), (0.03, None)])
-    """
-    knob = BENCH_METHODS[method].knob
-    values = getattr(cfg.tuning, KNOB_AXIS[knob]) if knob else [None]
-    return list(itertools.product(cfg.tuning.lr, values))
 
 
 @dataclass(frozen=True)
@@ -271,8 +214,6 @@ def with_overrides(cfg: BenchConfig, seeds: int | None, methods: list[str] | Non
             raise ValueError(f"--seeds = {seeds} is invalid; it must be an integer >= 1")
         cfg = replace(cfg, report=replace(cfg.report, seeds=seeds))
     if methods:
-        from windalign.bandit.config import check_methods
-
         cfg = replace(cfg, methods=check_methods(list(methods), key="--methods"))
         check_runs(cfg)
     return cfg
@@ -325,7 +266,6 @@ def _run_and_commit(cfg: BenchConfig, rd: RunDir, progress: bool) -> Path:
 
     import yaml
 
-    from windalign.bandit.config import config_to_dict
     from windalign.bandit.report import Yardsticks, collect, summary_tables, write_figures
 
     config = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)  # fails before the run

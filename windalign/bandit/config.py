@@ -4,11 +4,17 @@ Every field carries one help string with its valid range (``windalign.config.opt
 checked when its dataclass is built; loading rejects unknown keys (listing the valid ones), wrong
 types and out-of-range values (naming the key and the range). ``quick:`` in the YAML holds
 overrides that ``--quick`` applies on top of the rest.
+
+The config also defines the tuning grid: its points (:func:`grid`), each method's
+hyperparameters at a point (:func:`method_hyperparameters`) and the check of every run before
+any runs (:func:`check_runs`); :mod:`windalign.bandit.benchmark` runs them. Imports point one
+way: the benchmark imports this module, never the reverse.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,6 +363,75 @@ def _check_hyperparameters(raw: Any) -> dict[str, dict[str, float]]:
     return out
 
 
+def method_hyperparameters(cfg: BenchConfig, method: str, value: float | None) -> dict[str, float]:
+    """The method's hyperparameters at the grid point whose knob value is ``value``.
+
+    Loss defaults, then the shared ``train.beta`` (KL strength to the reference) wherever the
+    default is positive (SPPO's published ``beta = 0`` is kept), then the config's per-method
+    ``hyperparameters``, then the knob (:func:`windalign.bandit.methods.apply_knob`).
+
+    >>> cfg = BenchConfig()
+    >>> method_hyperparameters(cfg, "ipo-beta-tuned", 2.0), method_hyperparameters(cfg, "ipo", None)
+    ({'beta': 0.05}, {'beta': 0.1})
+    """
+    from windalign.bandit.methods import BENCH_METHODS, apply_knob
+    from windalign.objectives import LOSSES
+
+    variant = BENCH_METHODS[method]
+    hp = dict(LOSSES[variant.loss].defaults)
+    if hp.get("beta", 0.0) > 0:
+        hp["beta"] = cfg.train.beta
+    hp |= cfg.hyperparameters.get(method, {})
+    return apply_knob(variant, hp, value)
+
+
+def check_runs(cfg: BenchConfig) -> None:
+    """Check what every run of the benchmark will check, before any runs: each method's
+    hyperparameters at each grid point (the loss's ranges, :meth:`LossSpec.resolve`) and one
+    round fitting in ``train.query_budget``. Errors name the method, the grid point and the keys.
+    """
+    from windalign.bandit.methods import BENCH_METHODS, KNOB_AXIS
+    from windalign.bandit.runner import queries_per_prompt
+    from windalign.objectives import LOSSES
+
+    t = cfg.train
+    for method in cfg.methods:
+        variant = BENCH_METHODS[method]
+        spec = LOSSES[variant.loss]
+        per_round = t.batch * queries_per_prompt(spec, t.samples)
+        if t.query_budget < per_round:
+            raise ValueError(
+                f"train.query_budget = {t.query_budget} is less than one round of {method} "
+                f"(train.batch = {t.batch} prompts x {per_round // t.batch} queries = "
+                f"{per_round}); raise train.query_budget or lower train.batch"
+            )
+        for _, value in grid(cfg, method):
+            hp = method_hyperparameters(cfg, method, value)
+            try:
+                spec.resolve(method, hp, kind="method")
+            except ValueError as err:
+                raise ValueError(
+                    f"at the tuning grid point {variant.knob} = {value} (train.beta = {t.beta:g}, "
+                    f"hyperparameters.{method} = {cfg.hyperparameters.get(method, {})}): {err}; "
+                    f"adjust tuning.{KNOB_AXIS.get(variant.knob or '', 'lr')} or the "
+                    "hyperparameters"
+                ) from None
+
+
+def grid(cfg: BenchConfig, method: str) -> list[tuple[float, float | None]]:
+    """Grid points ``(lr, knob value)``; the value is ``None`` for a method tuned on lr only.
+
+    >>> cfg = BenchConfig()
+    >>> len(grid(cfg, "wind-kl")), len(grid(cfg, "jbond")), grid(cfg, "dpo")[:2]
+    (25, 25, [(0.01, None), (0.03, None)])
+    """
+    from windalign.bandit.methods import BENCH_METHODS, KNOB_AXIS
+
+    knob = BENCH_METHODS[method].knob
+    values = getattr(cfg.tuning, KNOB_AXIS[knob]) if knob else [None]
+    return list(itertools.product(cfg.tuning.lr, values))
+
+
 def config_from_dict(raw: Mapping[str, Any]) -> BenchConfig:
     """Validate a raw mapping (as read from YAML) into a :class:`BenchConfig`.
 
@@ -385,8 +460,6 @@ def config_from_dict(raw: Mapping[str, Any]) -> BenchConfig:
     cfg = BenchConfig(methods=methods, hyperparameters=hps, workers=workers, **sections)
     if cfg.train.policy == "tabular" and cfg.env.n_contexts == 0:
         raise ValueError("train.policy = 'tabular' needs a finite pool: set env.n_contexts >= 1")
-    from windalign.bandit.benchmark import check_runs
-
     check_runs(cfg)
     check_memory(cfg)
     return cfg

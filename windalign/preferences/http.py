@@ -10,11 +10,19 @@ logprobs (:func:`probability_from_logprobs`); otherwise the answer text is read
 
 Reliability: the judge (not the ``openai`` client, whose own retries are off) retries 408, 429,
 5xx, timeouts and connection errors with exponential backoff, honouring ``Retry-After`` on 429 up
-to ``max_wait`` seconds, and counts every request sent in ``counters.calls``. What is left failing
-after the retries, and any answer that is neither ``A`` nor ``B``, raises a :class:`JudgeError`
-naming the URL (``on_error="raise"``) or leaves that pair NaN and counts it in
-``counters.skipped`` (``on_error="skip"``). A rejected key (401/403) or a wrong URL or model (404)
-always raises: skipping would silently turn every pair into NaN.
+to ``max_wait`` seconds, and counts every chat request sent in ``counters.calls``. What is left
+failing after the retries, and any answer that is neither ``A`` nor ``B``, raises a
+:class:`JudgeError` naming the URL (``on_error="raise"``) or leaves that pair NaN and counts it in
+``counters.skipped`` (``on_error="skip"``). Once the judge raises, requests still in flight finish
+but are not retried and queued ones are never sent; ``counters`` keep the work done (calls,
+seconds, and the queries answered in both orders before the error). A rejected key (401/403) or
+a wrong URL (404) always raises: skipping would silently turn every pair into NaN.
+
+A wrong model name depends on the server: OpenAI and vLLM answer 404 (which raises), but the
+llama.cpp server serves one model under any name. So before its first request the judge asks
+``GET {base_url}/models`` once: if the server lists models and ``model`` is not among them, it
+raises a :class:`JudgeError` naming the model and the listed ones; if the endpoint is missing
+(404) or fails, the check is skipped. That request is not counted in ``counters.calls``.
 
 The API key is read from an environment variable (``api_key_env``) and handed to the ``openai``
 client only: it is never logged, never in ``repr`` or errors, never written to the cache. The
@@ -39,9 +47,15 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from windalign.preferences.judge import ANSWERS, JUDGE_TEMPLATE, PairwiseJudge
+from windalign.preferences.protocol import Pairs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from torch import Tensor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +65,8 @@ RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 #: Statuses that mean "misconfigured", not "this pair failed": they raise even with on_error=skip.
 FATAL_STATUSES = frozenset({401, 403, 404})
 CACHE_FILE = "judge-cache.sqlite"
+#: Listed models named in the error for a model the server does not list (the rest are counted).
+SHOW_MODELS = 10
 
 
 class JudgeError(ValueError):
@@ -268,6 +284,8 @@ class HTTPJudge(PairwiseJudge):
         self.logprobs = logprobs
         self._lock = threading.Lock()
         self._client = self._make_client()
+        self._model_checked = False
+        self._answered: list[float | None] = []  # this call's answers when judge() raised
 
     def _make_client(self) -> Any:
         try:
@@ -346,15 +364,19 @@ class HTTPJudge(PairwiseJudge):
         message = _short(self._redact(str(err.message)))
         return _Outcome(None, f"HTTP {code} {message}", fix, fatal=code in FATAL_STATUSES)
 
-    def _ask(self, item: tuple[str, str, str]) -> _Outcome:
-        """One ordered comparison: a request, retried with backoff; never raises."""
+    def _ask(self, item: tuple[str, str, str], stop: threading.Event) -> _Outcome:
+        """One ordered comparison: a request, retried with backoff; never raises. Once ``stop``
+        is set (the batch is raising) it sends nothing more: no first request, no retry."""
         import openai
 
         prompt, first, second = item
         text = self.template.format(prompt=prompt, first=first, second=second)
         extra = {"logprobs": True, "top_logprobs": 5} if self.logprobs else {}
         attempts = self.max_retries + 1
+        outcome = _Outcome(None, "not asked: the batch stopped on an earlier error")
         for attempt in range(attempts):
+            if stop.is_set():
+                return outcome
             wait_s = min(self.backoff * 2**attempt, self.max_wait)
             self._count_call()
             try:
@@ -382,8 +404,8 @@ class HTTPJudge(PairwiseJudge):
                 return self._garbage(err)
             else:
                 return self._parse(completion)
-            if attempt + 1 < attempts:
-                time.sleep(wait_s)
+            if attempt + 1 < attempts and stop.wait(wait_s):  # woken early: the batch stopped
+                return outcome
         outcome.error += f" after {attempts} attempt(s)"
         return outcome
 
@@ -395,43 +417,95 @@ class HTTPJudge(PairwiseJudge):
             f"{outcome.fix}{skip}"
         )
 
+    def __call__(
+        self, prompts: Sequence[str], responses: Sequence[Sequence[str]], pairs: Pairs = None
+    ) -> Tensor:
+        """As :meth:`PreferenceOracle.__call__`; when it raises, ``counters.seconds`` and
+        ``counters.queries`` still count the work done: the time spent and the pairs answered in
+        both orders before the error (the base class counts them only for a result)."""
+        start, self._answered = time.perf_counter(), []
+        try:
+            return super().__call__(prompts, responses, pairs)
+        except BaseException:
+            self.counters.seconds += time.perf_counter() - start
+            done = self._answered  # ordered as PairwiseJudge.compare asks: (a, b), (b, a), ...
+            both = zip(done[::2], done[1::2], strict=False)
+            self.counters.queries += sum(f is not None and b is not None for f, b in both)
+            raise
+
+    def check_model(self) -> None:
+        """Refuse a ``model`` that the server's ``GET /models`` list does not hold (one line
+        naming both); skipped where the endpoint is missing (404), fails or lists nothing."""
+        try:
+            page = self._client.models.list(timeout=self.timeout)
+            listed = [str(m.id) for m in (getattr(page, "data", None) or [])]
+        except Exception as err:  # no /models (404), unreachable, garbage: the requests tell
+            why = _short(self._redact(f"{type(err).__name__}: {err}"))
+            log.debug("%s: GET /models failed (%s); model name not checked", self.name, why)
+            return
+        if listed and self.model not in listed:
+            shown = ", ".join(repr(m) for m in listed[:SHOW_MODELS])
+            more = f" and {len(listed) - SHOW_MODELS} more" if len(listed) > SHOW_MODELS else ""
+            raise JudgeError(
+                f"HTTP judge {self.base_url}/models does not list model {self.model!r}; the "
+                f"server serves {shown}{more}: pass model= one of those"
+            )
+
     def judge(self, items: list[tuple[str, str, str]]) -> list[float | None]:
         """``P(first better)`` for each ordered ``(prompt, first, second)``; None = skipped."""
         keys = [self._key(item) for item in items]
         cache = JudgeCache(self.cache_dir) if self.cache_dir is not None else None
+        known: dict[str, float] = {}
         try:
             known = cache.get(keys) if cache is not None else {}
             self.counters.cache_hits += sum(k in known for k in keys)
             todo = {k: item for k, item in zip(keys, items, strict=True) if k not in known}
-            known.update(self._ask_all(todo, cache))
+            if todo and not self._model_checked:  # once, before the first request
+                self.check_model()
+                self._model_checked = True
+            self._ask_all(todo, cache, known)
             return [known.get(k) for k in keys]
+        except BaseException:
+            self._answered = [known.get(k) for k in keys]  # what __call__ counts as done
+            raise
         finally:
             if cache is not None:
                 cache.close()
 
-    def _ask_all(self, todo: dict[str, tuple], cache: JudgeCache | None) -> dict[str, float]:
-        """Ask ``todo`` (key -> item), ``concurrency`` at a time; cache and return the answers."""
-        answers: dict[str, float] = {}
+    def _ask_all(self, todo: dict[str, tuple], cache: JudgeCache | None, known: dict) -> None:
+        """Ask ``todo`` (key -> item), ``concurrency`` at a time; put the answers in ``known``
+        and the cache as they come. On an error it stops the batch: queued requests are dropped,
+        requests in flight finish without retries, answers already back are kept."""
         failed: list[_Outcome] = []
         if not todo:
-            return answers
+            return
+        stop = threading.Event()
         pool = ThreadPoolExecutor(min(self.concurrency, len(todo)))
+
+        def keep(key: str, p: float) -> None:
+            known[key] = p
+            if cache is not None:  # at once: an interrupted batch keeps its answers
+                cache.put(key, p)
+
         try:
-            futures = {pool.submit(self._ask, item): key for key, item in todo.items()}
+            futures = {pool.submit(self._ask, item, stop): key for key, item in todo.items()}
             for future in as_completed(futures):
                 outcome, key = future.result(), futures[future]
                 if outcome.p is not None:
-                    answers[key] = outcome.p
-                    if cache is not None:  # at once: an interrupted batch keeps its answers
-                        cache.put(key, outcome.p)
+                    keep(key, outcome.p)
                 elif outcome.fatal or self.on_error == "raise":
+                    stop.set()
+                    for other, other_key in futures.items():  # back, but not yet read: kept
+                        if other.done() and not other.cancelled() and other.exception() is None:
+                            if other.result().p is not None and other_key not in known:
+                                keep(other_key, other.result().p)
                     raise self._failure(outcome)
                 else:
                     failed.append(outcome)
-        finally:  # on an error, requests not yet started are dropped
+        finally:  # on an error (or an interrupt) nothing more is sent
+            stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
         if failed:
             log.warning(
                 "%s: %d comparison(s) skipped, e.g. %s", self.name, len(failed), failed[0].error
             )
-        return answers

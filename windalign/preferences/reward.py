@@ -130,10 +130,12 @@ class RewardModelOracle(RewardFunctionOracle):
 
     ``model``: an ``AutoModelForSequenceClassification`` with ``num_labels == 1``, or its folder
     or hub id (loaded in ``dtype`` at ``revision`` onto ``device``, default this process's GPU
-    if any: :mod:`windalign.lm.loading`), scored with its *own* ``tokenizer`` and chat template
-    (in general not the policy's), in batches of ``batch_size`` texts of at most ``max_length``
-    tokens (longer ones keep their start and are counted in ``truncated``). One call per
-    response scored.
+    if any: :mod:`windalign.lm.loading`). A hub id comes through the Hugging Face cache,
+    downloaded where there is a network, from the cache alone with ``HF_HUB_OFFLINE=1``; a model
+    that is missing or does not load is one ``ValueError`` line naming it. It is scored with its
+    *own* ``tokenizer`` and chat template (in general not the policy's), in batches of
+    ``batch_size`` texts of at most ``max_length`` tokens (longer ones keep their start and are
+    counted in ``truncated``). One call per response scored.
     """
 
     def __init__(
@@ -150,15 +152,25 @@ class RewardModelOracle(RewardFunctionOracle):
     ) -> None:
         from transformers import AutoModelForSequenceClassification
 
-        from windalign.lm.loading import default_device, load_tokenizer, resolve_model, torch_dtype
+        from windalign.lm.loading import (
+            _load_error,
+            default_device,
+            load_tokenizer,
+            resolve_model,
+            torch_dtype,
+        )
 
         if isinstance(model, str):
             what = "the reward model (preference_kwargs.model)"
             tokenizer = tokenizer or load_tokenizer(model, revision, what=what)
             path = resolve_model(model, revision, what=what)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, revision=revision, dtype=torch_dtype(dtype)
-            ).to(device or default_device())
+            try:
+                loaded = AutoModelForSequenceClassification.from_pretrained(
+                    path, revision=revision, dtype=torch_dtype(dtype)
+                )
+            except (OSError, ValueError) as err:  # one line naming the model, as for the judge
+                raise _load_error(what, model, revision, err) from None
+            model = loaded.to(device or default_device())
         if tokenizer is None:
             raise ValueError("RewardModelOracle needs the reward model's tokenizer")
         if getattr(model.config, "num_labels", 1) != 1:

@@ -1,9 +1,11 @@
-"""One way to declare and validate config dataclass fields (stdlib only: no numpy, no torch).
+"""One way to declare and validate config dataclass fields, and to read them from YAML (no numpy,
+no torch).
 
 Each field is declared with :func:`option`: a default, one help string ``"meaning (symbol); valid
 range"`` and an optional ``check``. Each dataclass calls :func:`validate` from ``__post_init__``,
 so a config is checked when it is built, before any model loads; :func:`help_table` renders the
-help strings for docs and ``--help``.
+help strings for docs and ``--help``. :func:`load_yaml` reads config values the way people write
+them (YAML 1.2's numbers and booleans, see its docstring).
 
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
@@ -28,8 +30,11 @@ ValueError: toy.k = 1 is invalid; it must be an integer >= 2
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Collection
 from typing import Any
+
+import yaml
 
 Check = Callable[[Any], bool]
 
@@ -96,3 +101,39 @@ def help_table(cls: type, section: str, exclude: Collection[str] = ()) -> str:
         key = f"{section}.{f.name}" if section else f.name
         rows.append(f"| `{key}` | {default} | {meaning} | {valid or 'any'} |")
     return "\n".join(rows)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 (core schema) numbers and booleans."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_FLOAT = "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(  # after int's resolver, so "5" stays an int
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML ``text`` with YAML 1.2's numbers and booleans (PyYAML reads YAML 1.1).
+
+    Numbers read as people write them: ``2e-5``, ``1E-3`` and ``.5`` are floats (YAML 1.1 reads
+    ``2e-5`` as a string); only ``true`` / ``false`` are booleans, so ``eval_strategy: no`` stays
+    the string ``"no"`` (YAML 1.1 reads ``no``, ``off``, ``yes``, ``on`` as booleans).
+
+    >>> load_yaml("lr: 2e-5\\nbeta: .5\\nk: 4\\nstrategy: no\\nflag: true\\nx: .inf")
+    {'lr': 2e-05, 'beta': 0.5, 'k': 4, 'strategy': 'no', 'flag': True, 'x': inf}
+    """
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass

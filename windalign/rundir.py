@@ -207,8 +207,9 @@ class RunDir:
     """One run's output directory, used as a context manager (see the module docstring).
 
     Constructing it only checks that ``path`` is not an existing file (:class:`RunDirError`
-    "--out X is a file; give a directory"), so a command can do that first and its own input
-    checks next. On entry, before any compute:
+    "--out X is a file; give a directory"; ``flag`` is how messages name the directory:
+    ``--out``, or ``output_dir`` for ``wind train``), so a command can do that first and its own
+    input checks next. On entry, before any compute:
 
     * ``path`` an existing file, or a directory that cannot be created: :class:`RunDirError`.
     * The directory is created and ``<path>/.lock`` is locked (``fcntl.flock``, non-blocking);
@@ -240,10 +241,12 @@ class RunDir:
         command: list[str] | None = None,
         overwrite: bool = False,
         resume: bool = False,
+        flag: str = "--out",
     ) -> None:
         if overwrite and resume:
             raise RunDirError("--overwrite and --resume contradict each other; give one")
         self.path = Path(path)
+        self.flag = flag  # how the command's user names the directory, for the messages
         self._check_file()
         self.command = list(sys.argv if command is None else command)
         self.overwrite = overwrite
@@ -285,7 +288,7 @@ class RunDir:
         if exc is None:
             status, error = "complete", None
         elif isinstance(exc, KeyboardInterrupt):
-            status, error = "interrupted", "interrupted by the user (KeyboardInterrupt)"
+            status, error = "interrupted", str(exc) or "interrupted by the user (KeyboardInterrupt)"
         else:
             status, error = "failed", _one_line(exc)
         self._status |= {"status": status, "ended": _now(), "error": error}
@@ -301,7 +304,7 @@ class RunDir:
     def _check_file(self) -> None:
         """Reject an existing file given as the directory."""
         if self.path.exists() and not self.path.is_dir():
-            raise RunDirError(f"--out {self.path} is a file; give a directory")
+            raise RunDirError(f"{self.flag} {self.path} is a file; give a directory")
 
     def _check_path(self) -> None:
         """Reject a file given as the directory, and a directory that cannot be created."""
@@ -311,7 +314,7 @@ class RunDir:
         except OSError as err:
             reason = err.strerror or str(err)
             raise RunDirError(
-                f"cannot create --out {self.path} ({reason}); give a directory you can write"
+                f"cannot create {self.flag} {self.path} ({reason}); give a directory you can write"
             ) from None
 
     def _lock(self) -> None:
@@ -325,12 +328,12 @@ class RunDir:
         except OSError as err:
             reason = err.strerror or str(err)
             raise RunDirError(
-                f"cannot lock --out {self.path} ({reason}); give a directory you can write"
+                f"cannot lock {self.flag} {self.path} ({reason}); give a directory you can write"
             ) from None
         if fd is None:
             raise RunDirError(
-                f"--out {self.path} is in use by another wind process (pid {holder}); wait "
-                "for it to finish or give another --out"
+                f"{self.flag} {self.path} is in use by another wind process (pid {holder}); wait "
+                f"for it to finish or give another {self.flag}"
             )
         self._lock_fd = fd
 
@@ -363,7 +366,7 @@ class RunDir:
         old = read_status(self.path)
         if old is None:
             raise RunDirError(
-                f"--out {self.path} is not empty and is not a windalign run directory (no "
+                f"{self.flag} {self.path} is not empty and is not a windalign run directory (no "
                 f"{STATUS}); give a new or empty directory (--overwrite only replaces run "
                 "directories)"
             )
@@ -384,8 +387,8 @@ class RunDir:
         if isinstance(command, list):
             what += f" of `{' '.join(map(str, command))}`"
         raise RunDirError(
-            f"--out {self.path} already holds {what}; pass --overwrite to replace it or give "
-            "another --out"
+            f"{self.flag} {self.path} already holds {what}; pass --overwrite to replace it or give "
+            f"another {self.flag}"
         )
 
     # -- writing --------------------------------------------------------------------------

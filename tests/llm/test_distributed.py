@@ -331,9 +331,9 @@ def test_a_preset_that_cannot_run_here_is_refused_with_the_reason(
     base = ["train", "--config", str(config), "--output_dir", str(tmp_path / "run")]
     cases = {
         ("fsdp2", "2"): "runs one process per CUDA GPU and this machine has none; use "
-        "--accelerate_config ddp with --use_cpu true",
+        "--accelerate-config ddp with --use-cpu true",
         ("zero3", "2"): "needs DeepSpeed, which is not installed here",
-        ("ddp", "2"): "add --use_cpu true to train CPU processes over gloo",
+        ("ddp", "2"): "add --use-cpu true to train CPU processes over gloo",
         ("nope.yaml", "2"): "neither a preset (ddp, fsdp2, zero2, zero3) nor an existing",
     }
     for (preset, n), message in cases.items():
@@ -341,7 +341,7 @@ def test_a_preset_that_cannot_run_here_is_refused_with_the_reason(
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert main([*base, "--num_processes", "2"]) == 2
-    assert "--num_processes needs --accelerate_config" in capsys.readouterr().err
+    assert "--num-processes needs --accelerate-config" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     own = tmp_path / "two-nodes.yaml"  # a file of your own passes through as is
     own.write_text("distributed_type: MULTI_GPU\nnum_machines: 2\nmain_process_ip: 10.0.0.1\n")

@@ -62,7 +62,7 @@ def test_hub_ids_train_exactly_as_local_files_and_a_missing_id_is_one_line(tiny_
     assert [r.get("loss") for r in rows[0]] == [r.get("loss") for r in rows[1]]
     assert any("eval_win_rate" in r for r in rows[0])
 
-    missing = train(tmp_path, env, "missing", model="tiny-org/not-downloaded")
+    missing = train(tmp_path, env, "missing", model="tiny-org/not-downloaded", eval_strategy="no")
     assert missing.returncode == 2
     err = missing.stderr.strip().splitlines()
     assert len(err) == 1 and "'tiny-org/not-downloaded' is not in the Hugging Face cache" in err[0]

@@ -5,17 +5,23 @@ Each subcommand lives in its own module exposing ``add_parser(subparsers)`` (whi
 and ``wind solve`` never imports torch. A subcommand that writes ``--out`` opens it with
 :class:`windalign.rundir.RunDir` (``command=args.argv``, the full command line) before any compute.
 
-Exit status: 0 done, 2 bad input (a one-line ``wind COMMAND: error: ...``), 130 Ctrl-C (a
-one-line ``wind COMMAND: interrupted``, no traceback; the run directory says ``interrupted``);
-``wind solve`` also 3: done, but an exact solver did not reach ``--tol`` (a warning on stderr;
-``--allow-unconverged`` exits 0).
+Options are spelled with dashes (``--max-new-tokens``); the same name with underscores
+(``--max_new_tokens``, as the config keys of ``wind train`` are written) is accepted everywhere.
+
+Exit status: 0 done, 2 bad input (a one-line ``wind COMMAND: error: ...``), 130 Ctrl-C and 143
+SIGTERM (a one-line ``wind COMMAND: interrupted``, no traceback; the run directory says
+``interrupted``); ``wind solve`` also 3: done, but an exact solver did not reach ``--tol`` (a
+warning on stderr; ``--allow-unconverged`` exits 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from windalign import __version__
 from windalign.cli import bandit, evaluate, prepare_model, solve, train
@@ -43,20 +49,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and ``kill`` send), handled like Ctrl-C: the run directory says
+    ``interrupted`` and the command exits 143."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"terminated by signal {signum} (SIGTERM)")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while a command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def dashed(argv: Sequence[str]) -> list[str]:
+    """Option names with dashes: ``--max_new_tokens=5`` -> ``--max-new-tokens=5``.
+
+    >>> dashed(["--resume-from-checkpoint", "runs/a_b", "--x_y=1_0"])
+    ['--resume-from-checkpoint', 'runs/a_b', '--x-y=1_0']
+    """
+    out = []
+    for token in argv:
+        if token.startswith("--"):
+            name, eq, value = token.partition("=")
+            token = name.replace("_", "-") + eq + value
+        out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``wind`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(dashed(argv))
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra  # --KEY VALUE overrides, for the subcommands that take them
     args.argv = ["wind", *argv]  # recorded in the run directory's status.json
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:  # Ctrl-C: RunDir has already recorded "interrupted"
+        with _sigterm_interrupts():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: RunDir has recorded "interrupted"
         print(f"wind {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(err, Terminated) else 130
     except (ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"wind {args.command}: error: {msg}", file=sys.stderr)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from windalign.cli.options import import_from_cwd
 from windalign.lm.loading import DTYPES  # imports no torch
 
 
@@ -80,17 +81,6 @@ def load_policy(name: str, args: argparse.Namespace, what: str, revision: str | 
     return model.to(args.device or default_device())
 
 
-def check_same_tokenizer(a: Any, b: Any, names: tuple[str, str]) -> None:
-    """Refuse two models whose tokenizers differ: one model's token ids would be scored in the
-    other's vocabulary (a meaningless KL, or an index error)."""
-    if a.get_vocab() != b.get_vocab():
-        raise ValueError(
-            f"--model {names[0]!r} and --baseline {names[1]!r} have different tokenizers "
-            f"({len(a)} and {len(b)} tokens): the KL of one's samples under the other is not "
-            "defined on token ids; compare models that share a tokenizer"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     """Check the options, load both models, evaluate, write the run directory."""
     _check(args)
@@ -98,11 +88,12 @@ def run(args: argparse.Namespace) -> int:
 
     from windalign.llm.data import load_prompts
     from windalign.llm.evaluate import evaluate, report
-    from windalign.lm.loading import load_tokenizer, resolve_model
+    from windalign.lm.loading import check_same_tokenizer, load_tokenizer, resolve_model
     from windalign.preferences import as_oracle
     from windalign.rundir import RunDir, dumps_json
 
     prompts = load_prompts(args.prompts)[: args.max_prompts]
+    import_from_cwd()
     oracle = as_oracle(args.preference)
     revisions = {"model": args.model_revision, "baseline": args.baseline_revision}
     for what, revision in revisions.items():  # a name that cannot load: before the run starts
@@ -112,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
             what: load_tokenizer(getattr(args, what), rev, args.trust_remote_code, f"--{what}")
             for what, rev in revisions.items()
         }
-        check_same_tokenizer(toks["model"], toks["baseline"], (args.model, args.baseline))
+        names = (f"--model {args.model!r}", f"--baseline {args.baseline!r}")
+        check_same_tokenizer(toks["model"], toks["baseline"], names)
         model = load_policy(args.model, args, "--model", args.model_revision)
         baseline = load_policy(args.baseline, args, "--baseline", args.baseline_revision)
         device = next(model.parameters()).device.type
@@ -134,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     s = result.summary
     print(
         f"win rate {s['win_rate']:.3f} [{s['win_rate_lo']:.3f}, {s['win_rate_hi']:.3f}], "
-        f"KL {s['kl']:.3f}, over {int(s['prompts'])} prompts; wrote {args.out}/"
+        f"KL {s['kl']:.3f} [{s['kl_lo']:.3f}, {s['kl_hi']:.3f}], over {int(s['prompts'])} "
+        f"prompts; wrote {args.out}/"
     )
     return 0

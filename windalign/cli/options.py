@@ -14,6 +14,8 @@ ValueError: --methods lists 'newton' twice; give each method once
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 
 #: the ``metavar`` of ``--methods`` in every command
@@ -50,3 +52,11 @@ def parse_methods(
         if name in items[:i]:
             raise ValueError(f"{option} lists {name!r} twice; give each method once")
     return items
+
+
+def import_from_cwd() -> None:
+    """Let a ``module:function`` reference (``preference: my_reward:score``) name a module in the
+    current directory, as ``python -m`` would: the ``wind`` console script's ``sys.path`` lacks
+    it. Appended, so it never shadows an installed package."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())

@@ -10,6 +10,8 @@ onto the SampleBatch.
 from __future__ import annotations
 
 import math
+import types
+import typing
 import warnings
 from dataclasses import dataclass, fields
 from typing import Any
@@ -35,6 +37,55 @@ def _optional(check):
 
 def _finite_positive(v: float) -> bool:
     return isinstance(v, int | float) and 0 < v < math.inf
+
+
+#: ranges of inherited ``TrainingArguments`` fields that would otherwise fail late (after the
+#: model loads) or silently; their types are checked from the annotations (:func:`_check_types`)
+INHERITED_RANGES: dict[str, tuple[Any, str]] = {
+    "per_device_train_batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "gradient_accumulation_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "max_steps": (lambda v: v == -1 or v >= 1, "an integer >= 1, or -1 (num_train_epochs decides)"),
+    "num_train_epochs": (lambda v: v > 0, "a number > 0 (or set max_steps >= 1)"),
+    "learning_rate": (lambda v: v >= 0, "a finite number >= 0"),
+    "warmup_steps": (lambda v: v >= 0, "a number >= 0 (a count, or a fraction of the run if < 1)"),
+    "weight_decay": (lambda v: v >= 0, "a finite number >= 0"),
+    "max_grad_norm": (lambda v: v >= 0, "a finite number >= 0 (0: no clipping)"),
+    "adam_beta1": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "adam_beta2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "adam_epsilon": (lambda v: v > 0, "a finite number > 0"),
+    "eval_steps": (lambda v: v is None or v > 0, "a number > 0 or null"),
+    "save_steps": (lambda v: v > 0, "a number > 0"),
+    "save_total_limit": (lambda v: v is None or v >= 1, "an integer >= 1 or null"),
+}
+_SIMPLE = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _type_ok(value: Any, kinds: tuple[Any, ...]) -> bool:
+    """Whether ``value`` is one of the simple ``kinds`` (an int is a float; floats finite)."""
+    if value is None or isinstance(value, bool | str):
+        return type(value) in kinds
+    if isinstance(value, int):
+        return int in kinds or float in kinds
+    return isinstance(value, float) and float in kinds and math.isfinite(value)
+
+
+def _check_types(config: Any) -> None:
+    """Refuse an inherited field whose value has the wrong type (``learning_rate: "2e-5"``, a
+    string), is not finite or is out of :data:`INHERITED_RANGES`, naming the key, before
+    ``TrainingArguments`` (or a model) sees it."""
+    for f in sorted(fields(TrainingArguments), key=lambda f: f.name != "max_steps"):
+        value = getattr(config, f.name)
+        kinds = typing.get_args(f.type) if isinstance(f.type, types.UnionType) else (f.type,)
+        if not all(k in _SIMPLE or k is type(None) for k in kinds):
+            continue  # an enum, a dict, ...: TrainingArguments checks those itself
+        valid = " or ".join(_SIMPLE.get(k, "null") for k in kinds)
+        ok = _type_ok(value, kinds)
+        steps_decide = f.name == "num_train_epochs" and config.max_steps >= 1  # checked first
+        if ok and f.name in INHERITED_RANGES and not steps_decide:
+            check, valid = INHERITED_RANGES[f.name]
+            ok = value is None or bool(check(value))
+        if not ok:
+            raise ValueError(f"{f.name} = {value!r} is invalid; it must be {valid}")
 
 
 def _hp(name: str, meaning: str) -> Any:
@@ -105,6 +156,12 @@ class WINDConfig(TrainingArguments):
         "oracle says) or lose (loses to every complete response); one of judge, lose",
         check=lambda v: v in TRUNCATION_POLICIES,
     )
+    max_skipped_share: float = option(
+        0.5,
+        help="share of a round's preference queries the oracle may leave unanswered (NaN, "
+        "warned per round) before training stops with an error; a float in [0, 1]",
+        check=lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1,
+    )
     prompts_per_round: int | None = option(
         None,
         help="prompts sampled per round and process; null = one optimizer step's worth "
@@ -141,9 +198,9 @@ class WINDConfig(TrainingArguments):
     )
     dtype: str = option(
         "float32",
-        help="precision the model (and reference) weights are loaded in when given by name; "
-        "auto (the checkpoint's), bfloat16, float16 (inference only) or float32; bf16: true "
-        "adds autocast on top (docs/your-model.md)",
+        help="precision the model (and reference) weights are loaded in when given by name "
+        "(bf16: true adds autocast on top, docs/your-model.md); auto (the checkpoint's), "
+        "bfloat16, float16 (inference only) or float32",
         check=lambda v: v in DTYPES,
     )
     model_revision: str | None = option(
@@ -168,6 +225,7 @@ class WINDConfig(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        _check_types(self)  # before TrainingArguments turns a wrong value into a late error
         super().__post_init__()
         validate(self, "")
         spec = self.spec
@@ -322,7 +380,35 @@ def config_docs() -> str:
             "",
             "Generated from the help strings of `windalign.llm.config` (a test keeps this page",
             "current). One YAML file holds all of it; `--KEY VALUE` on the command line overrides",
-            "one key. Everything is validated before any model loads.",
+            "one key (`--learning-rate` and `--learning_rate` are the same key). Everything is",
+            "validated before any model loads, inherited `TrainingArguments` keys included (their",
+            "type, and the range of the ones a wrong value would break late or silently).",
+            "",
+            "Values are read as YAML 1.2: `2e-5`, `1E-3` and `.5` are numbers (YAML 1.1, which",
+            "PyYAML speaks, reads `2e-5` as a string), and only `true` / `false` are booleans, so",
+            "`eval_strategy: no` is the string `no`.",
+            "",
+            "## One config, several objectives",
+            "",
+            "`wind train --config my.yaml --objective dpo` runs another objective on the same",
+            "file. A block named after an objective holds the keys for that objective only; it",
+            "applies (over the file's other keys) when that objective runs and is ignored",
+            "otherwise:",
+            "",
+            "```yaml",
+            "objective: wind-squared",
+            "eta: 5.0          # wind-squared's; dropped with a note when another objective runs",
+            "num_samples: 4",
+            "jbond: {num_samples: 3, beta: 0.05}",
+            "dpo: {beta: 0.1}",
+            "```",
+            "",
+            "A loss hyperparameter the file sets at its top level that the running objective",
+            "does not have is dropped with a note on stderr; a `num_samples` from the top level",
+            "is replaced by the objective's own when it samples an exact number (jbond: 3), also",
+            "with a note. A key typed on the command line, or in the objective's own block, is",
+            "kept as given, so a hyperparameter the objective lacks is still an error there.",
+            "`config.yaml` in the run directory holds the flat config that ran.",
             "",
             "## Run settings (`RunSettings`)",
             "",

@@ -289,7 +289,7 @@ def prepare_for_engine(trainer: Any) -> None:
     if kind == "fsdp1":
         raise ValueError(
             "FSDP version 1 is not supported by WINDTrainer (its generation would need "
-            "summon_full_params); use fsdp_version: 2 (wind train --accelerate_config fsdp2)"
+            "summon_full_params); use fsdp_version: 2 (wind train --accelerate-config fsdp2)"
         )
     ref = trainer.ref_model
     if ref is None:

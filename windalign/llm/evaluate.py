@@ -4,9 +4,12 @@ For each prompt, ``n`` responses of the policy ``A`` and ``n`` of the baseline `
 (same temperature and length, seeded); the oracle compares every ``(a, b)`` cross pair, and the
 prompt's win rate is their mean ``P(a > b)``. Reported:
 
-* ``P(A > B) = E_x E_{a ~ A, b ~ B} P(a > b)`` with a 95% t-interval over prompts;
+* ``P(A > B) = E_x E_{a ~ A, b ~ B} P(a > b)`` with a 95% t-interval over prompts, clipped to
+  [0, 1] (with fewer than :data:`FEW_PROMPTS` prompts the report says the interval is rough);
 * ``KL(A || B)`` estimated on A's samples as the mean of ``log A(a) - log B(a)`` (sequence level,
-  both tempered at the sampling temperature), with its interval over prompts;
+  both tempered at the sampling temperature), with its interval over prompts. The estimator is
+  unbiased, not non-negative: a negative estimate is sampling noise around a small KL, and the
+  report says so;
 * mean response length (tokens) and EOS rate of each model.
 
 The same function serves ``wind evaluate`` and the trainer's periodic evaluation against the
@@ -30,12 +33,20 @@ from windalign.llm.data import Prompt, encode_prompts, prompt_text
 from windalign.llm.report import table_cell
 from windalign.lm import tokens
 
+#: below this many prompts the report calls the win-rate interval rough
+FEW_PROMPTS = 10
 
-def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, lo, hi)``: Student-t interval over the values (NaN bounds for one value).
+
+def mean_interval(
+    values: Any, level: float = 0.95, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: Student-t interval over the values (NaN bounds for one value),
+    clipped to ``bounds`` (the range the quantity cannot leave).
 
     >>> [round(v, 3) for v in mean_interval([0.4, 0.6, 0.8])]
     [0.6, 0.103, 1.097]
+    >>> [round(v, 3) for v in mean_interval([0.4, 0.6, 0.8], bounds=(0, 1))]
+    [0.6, 0.103, 1.0]
     """
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
@@ -45,7 +56,7 @@ def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float
     if x.size < 2:
         return mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
+    return mean, max(mean - half, float(bounds[0])), min(mean + half, float(bounds[1]))
 
 
 @dataclass
@@ -187,7 +198,7 @@ def _judge(
 
 def _summary(rows: list[dict[str, Any]], samples: int) -> dict[str, float]:
     """The summary table of :func:`evaluate` from every prompt's row."""
-    win, win_lo, win_hi = mean_interval([r["win_rate"] for r in rows])
+    win, win_lo, win_hi = mean_interval([r["win_rate"] for r in rows], bounds=(0.0, 1.0))
     kl_mean, kl_lo, kl_hi = mean_interval([r["kl"] for r in rows])
 
     def mean_of(key: str) -> float:
@@ -201,6 +212,24 @@ def _summary(rows: list[dict[str, Any]], samples: int) -> dict[str, float]:
         "baseline_eos_rate": 1.0 - mean_of("baseline_truncated"),
         "prompts": float(len(rows)), "samples": float(samples),
     }  # fmt: skip
+
+
+def caveats(summary: dict[str, float]) -> list[str]:
+    """Lines the report adds where a number is easy to misread (too few prompts; a KL
+    estimate below zero, which only sampling noise can give)."""
+    out = []
+    if summary["prompts"] < FEW_PROMPTS:
+        out.append(
+            f"Only {int(summary['prompts'])} prompts: the intervals are rough (the t-interval "
+            f"assumes more; use {FEW_PROMPTS} or more prompts for a win rate to rely on)."
+        )
+    if summary["kl"] < 0:
+        out.append(
+            f"The KL estimate {summary['kl']:.3f} is below zero: KL is never negative, so this "
+            "is sampling noise around a small KL (the mean of log-ratios over the policy's "
+            "samples is unbiased but not non-negative); read the interval, not the sign."
+        )
+    return [*(f"> {line}" for line in out), *([""] if out else [])]
 
 
 def report(result: EvalResult, title: str, examples: int = 5) -> str:
@@ -222,6 +251,7 @@ def report(result: EvalResult, title: str, examples: int = 5) -> str:
         f"{s['baseline_length']:.1f} | |",
         f"| EOS rate, policy / baseline | {s['eos_rate']:.2f} / {s['baseline_eos_rate']:.2f} | |",
         "",
+        *caveats(s),
         "## Generations side by side",
         "",
     ]

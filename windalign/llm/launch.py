@@ -1,4 +1,4 @@
-"""``wind train --accelerate_config PRESET|FILE [--num_processes N]``: run again on N processes.
+"""``wind train --accelerate-config PRESET|FILE [--num-processes N]``: run again on N processes.
 
 The command line is checked (the whole config, before any model loads), then ``accelerate
 launch`` starts N processes that each run the same ``wind train`` command without these two
@@ -26,7 +26,7 @@ PRESETS = {
     "zero3": "DeepSpeed ZeRO-3: GPUs and the deepspeed package",
 }
 #: the flags this module consumes; the launched processes never see them
-FLAGS = ("--accelerate_config", "--num_processes")
+FLAGS = ("--accelerate-config", "--num-processes")
 
 
 def preset_path(name: str) -> Path:
@@ -35,18 +35,21 @@ def preset_path(name: str) -> Path:
 
 
 def strip_flags(argv: list[str], flags: tuple[str, ...] = FLAGS) -> list[str]:
-    """``argv`` without ``flags`` and their values (``--flag value`` or ``--flag=value``).
+    """``argv`` without ``flags`` and their values (``--flag value`` or ``--flag=value``; a
+    flag's dashes may be written as underscores).
 
-    >>> strip_flags(["train", "--accelerate_config", "ddp", "--lr", "1", "--num_processes=2"])
+    >>> strip_flags(["train", "--accelerate-config", "ddp", "--lr", "1", "--num-processes=2"])
     ['train', '--lr', '1']
     """
     out, skip = [], False
     for arg in argv:
+        name, eq, _ = arg.partition("=")
+        name = name.replace("_", "-") if name.startswith("--") else name
         if skip:
             skip = False
-        elif arg in flags:
-            skip = True
-        elif not any(arg.startswith(f + "=") for f in flags):
+        elif name in flags:
+            skip = not eq
+        else:
             out.append(arg)
     return out
 
@@ -67,30 +70,30 @@ def _check_preset(name: str, processes: int | None, use_cpu: bool) -> int:
     if name == "ddp" and use_cpu:
         if processes is None:
             raise ValueError(
-                "--accelerate_config ddp with use_cpu: give --num_processes N (CPU processes)"
+                "--accelerate-config ddp with use_cpu: give --num-processes N (CPU processes)"
             )
         return processes
     if name in ("zero2", "zero3") and not _has_deepspeed():
         raise ValueError(
-            f"--accelerate_config {name} needs DeepSpeed, which is not installed here: "
+            f"--accelerate-config {name} needs DeepSpeed, which is not installed here: "
             "pip install deepspeed (on a machine with CUDA GPUs), or use ddp / fsdp2"
         )
     if gpus == 0:
         fix = (
-            "add --use_cpu true to train CPU processes over gloo"
+            "add --use-cpu true to train CPU processes over gloo"
             if name == "ddp"
-            else "use --accelerate_config ddp with --use_cpu true to train CPU processes"
+            else "use --accelerate-config ddp with --use-cpu true to train CPU processes"
         )
         raise ValueError(
-            f"--accelerate_config {name} runs one process per CUDA GPU and this machine has "
+            f"--accelerate-config {name} runs one process per CUDA GPU and this machine has "
             f"none; {fix}"
         )
     if use_cpu:
-        raise ValueError(f"--accelerate_config {name} trains on GPUs: drop use_cpu")
+        raise ValueError(f"--accelerate-config {name} trains on GPUs: drop use_cpu")
     processes = gpus if processes is None else processes
     if processes > gpus:
         raise ValueError(
-            f"--num_processes {processes} > the {gpus} GPU(s) of this machine ({name} runs one "
+            f"--num-processes {processes} > the {gpus} GPU(s) of this machine ({name} runs one "
             "process per GPU); for several machines see docs/distributed.md"
         )
     return processes
@@ -107,7 +110,7 @@ def launch_command(
         file = Path(config)
         if not file.is_file():
             raise FileNotFoundError(
-                f"--accelerate_config {config!r} is neither a preset ({', '.join(PRESETS)}) "
+                f"--accelerate-config {config!r} is neither a preset ({', '.join(PRESETS)}) "
                 "nor an existing accelerate config file"
             )
         try:
@@ -116,10 +119,16 @@ def launch_command(
             raise ValueError(f"accelerate config {config!r} is not a YAML file") from None
         if not isinstance(settings, dict):
             raise ValueError(f"accelerate config {config!r} must be a mapping of keys to values")
+        fsdp_version = (settings.get("fsdp_config") or {}).get("fsdp_version", 1)
+        if settings.get("distributed_type") == "FSDP" and str(fsdp_version) != "2":
+            raise ValueError(
+                f"accelerate config {config!r} uses FSDP version {fsdp_version}, which windalign "
+                "does not support: set fsdp_config: {fsdp_version: 2} or use the fsdp2 preset"
+            )
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(file)]
     if processes is not None:
         if processes < 1:
-            raise ValueError(f"--num_processes must be >= 1, got {processes}")
+            raise ValueError(f"--num-processes must be >= 1, got {processes}")
         cmd += ["--num_processes", str(processes)]
     if int(settings.get("num_machines", 1)) == 1 and "main_process_port" not in settings:
         cmd += ["--main_process_port", "0"]  # a free port: runs side by side never collide
@@ -131,10 +140,10 @@ def relaunch(argv: list[str], config: str | None, processes: int | None, use_cpu
     from windalign.llm.distributed import launched_processes
 
     if config is None:
-        raise ValueError("--num_processes needs --accelerate_config (ddp, fsdp2, zero2, zero3)")
+        raise ValueError("--num-processes needs --accelerate-config (ddp, fsdp2, zero2, zero3)")
     if launched_processes() > 1:
         raise ValueError(
-            "--accelerate_config given to a process that was itself launched as one of "
+            "--accelerate-config given to a process that was itself launched as one of "
             f"{launched_processes()}: give it to wind train directly, or launch without it"
         )
     cmd = launch_command(argv, config, processes, use_cpu)

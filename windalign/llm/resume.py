@@ -4,8 +4,8 @@
 folder exists, so a kill mid-save can leave only an incomplete checkpoint. :class:`ResumableTrainer`
 saves every process's :meth:`~ResumableTrainer.extra_state` beside Trainer's files, marks the
 folder complete (``windalign.llm.state.mark_complete``) only after every file is written, rotates
-only after the marker, resumes only from complete checkpoints (``True`` = the last one) with the
-same number of processes, removes incomplete ones and cuts ``metrics.jsonl`` back to the resumed
+only after the marker, resumes only from complete, intact checkpoints (``True`` = the last one) with
+the same number of processes, removes incomplete ones and cuts ``metrics.jsonl`` back to the resumed
 step. Subclasses define ``extra_state`` / ``load_extra_state`` and call
 :meth:`~ResumableTrainer.load_resumed_state` when training begins.
 """
@@ -22,7 +22,7 @@ from transformers import Trainer
 from transformers.trainer_utils import rotate_checkpoints
 
 from windalign.llm import distributed
-from windalign.llm.state import checkpoints, is_complete, last_complete_checkpoint, mark_complete
+from windalign.llm.state import checkpoints, is_complete, mark_complete, resumable_checkpoint
 
 METRICS = "metrics.jsonl"
 STATE = "windalign_state_{rank}.pt"
@@ -70,18 +70,8 @@ class ResumableTrainer(Trainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         """``Trainer.train`` that resumes only from complete checkpoints (``True`` = the last)."""
         out = Path(self.args.output_dir)
-        if resume_from_checkpoint is True:
-            found = last_complete_checkpoint(out)
-            if found is None:
-                raise ValueError(f"no complete checkpoint in {str(out)!r} to resume from")
-            resume_from_checkpoint = str(found)
-        elif resume_from_checkpoint:
-            if not is_complete(resume_from_checkpoint):
-                raise ValueError(
-                    f"checkpoint {str(resume_from_checkpoint)!r} is incomplete (killed while "
-                    f"saving) or not a checkpoint; the last complete one is "
-                    f"{last_complete_checkpoint(out)}"
-                )
+        if resume_from_checkpoint:  # exists, complete, every file as saved
+            resume_from_checkpoint = str(resumable_checkpoint(out, resume_from_checkpoint))
         # issue 8: one run per output_dir (a lock on the main process), as many processes as
         # the checkpoint's, and the WIND state loaded once the engine has prepared the model
         distributed.check_resume(resume_from_checkpoint, self.args.world_size)

@@ -8,7 +8,9 @@
 * Checkpoint completeness: ``transformers.Trainer`` writes a checkpoint file by file, so a kill
   mid-save leaves a folder that looks valid. A checkpoint counts as complete only once
   :func:`mark_complete` has written its marker, after every other file is on disk;
-  :func:`last_complete_checkpoint` never returns an incomplete one.
+  :func:`last_complete_checkpoint` never returns an incomplete one. The marker lists every
+  file and its size, so :func:`resumable_checkpoint` also refuses a complete checkpoint that
+  lost or truncated a file since (naming it) rather than resume from half of it.
 """
 
 from __future__ import annotations
@@ -129,12 +131,65 @@ def is_complete(folder: str | os.PathLike) -> bool:
 
 
 def mark_complete(folder: str | os.PathLike, info: dict[str, Any]) -> None:
-    """fsync every file of ``folder``, then write its completion marker atomically."""
-    for path in Path(folder).rglob("*"):
-        if path.is_file():
+    """fsync every file of ``folder``, then write its completion marker atomically: ``info``
+    and ``files`` (each file's path in the folder and size in bytes)."""
+    files = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.name != COMPLETE:
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
-    atomic_write(Path(folder) / COMPLETE, json.dumps(info, indent=1))
+            files[path.relative_to(folder).as_posix()] = path.stat().st_size
+    atomic_write(Path(folder) / COMPLETE, json.dumps({**info, "files": files}, indent=1))
+
+
+def damage(folder: str | os.PathLike) -> str | None:
+    """What a complete checkpoint lost since it was marked (a file missing or of another size
+    than the marker lists), or None when it is intact."""
+    try:
+        marker = json.loads((Path(folder) / COMPLETE).read_text())
+    except (OSError, ValueError):
+        return f"its completion marker {COMPLETE} is unreadable"
+    for name, size in marker.get("files", {}).items():  # markers before the list: trusted
+        path = Path(folder) / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, not the {size} it was saved with"
+    return None
+
+
+def resumable_checkpoint(output_dir: str | os.PathLike, resume: str | os.PathLike | bool) -> Path:
+    """The checkpoint to resume from: ``True`` = the last complete one in ``output_dir``, or
+    the folder ``resume``; ``ValueError`` naming the folder, what is wrong and the fix when it
+    does not exist, is incomplete (killed while saving) or lost a file since it was saved."""
+    last = last_complete_checkpoint(output_dir)
+    fallback = (
+        f"the last complete one in {output_dir} is {last}"
+        if last
+        else (f"{output_dir} holds no complete checkpoint")
+    )
+    if resume is True:
+        if last is None:
+            raise ValueError(
+                f"no complete checkpoint in {str(output_dir)!r} to resume from; start the run "
+                "again without --resume-from-checkpoint (add --overwrite)"
+            )
+        folder = last
+    else:
+        folder = Path(resume)
+        if not folder.exists():
+            raise ValueError(f"checkpoint {str(folder)!r} does not exist; {fallback}")
+        if not is_complete(folder):
+            raise ValueError(
+                f"checkpoint {str(folder)!r} is incomplete (killed while saving) or not a "
+                f"checkpoint folder; {fallback}"
+            )
+    problem = damage(folder)
+    if problem is not None:
+        earlier = [p for _, p in checkpoints(output_dir) if is_complete(p) and p != folder]
+        fix = f"resume from {earlier[-1]} instead" if earlier else "start the run again"
+        raise ValueError(f"checkpoint {str(folder)!r} is damaged: {problem}; {fix}")
+    return folder
 
 
 def checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:

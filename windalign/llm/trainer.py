@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,15 +40,25 @@ from windalign.llm.state import (
     Round,
 )
 from windalign.lm import tokens
-from windalign.lm.loading import load_causal_lm, load_tokenizer, resolve_model
+from windalign.lm.loading import (
+    check_same_tokenizer,
+    load_causal_lm,
+    load_tokenizer,
+    resolve_model,
+)
 from windalign.objectives import SampleBatch, compute_loss
-from windalign.preferences import as_oracle
+from windalign.preferences import as_oracle, count_queries
 
 TIMERS = ("generate", "reference", "old_logprobs", "oracle", "train", "evaluate")
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; raised before its backward pass, so no weight changes."""
+    """The loss or the gradient became NaN or infinite; raised before the optimizer step, so no
+    weight changes."""
+
+
+class SkippedQueriesError(FloatingPointError):
+    """The oracle left more than ``max_skipped_share`` of a round's queries unanswered."""
 
 
 class _Plan(Dataset):
@@ -134,6 +145,12 @@ class WINDTrainer(ResumableTrainer):
         ):  # a name that cannot load is refused before anything loads
             if isinstance(value, str | os.PathLike):
                 resolve_model(str(value), revision, what=name)
+        if isinstance(ref_model, str | os.PathLike):  # its log-probs of the policy's tokens
+            ref_tok = load_tokenizer(
+                str(ref_model), args.ref_model_revision, args.trust_remote_code, "ref_model"
+            )
+            names = ("the policy's tokenizer", f"ref_model {str(ref_model)!r}'s")
+            check_same_tokenizer(tokenizer, ref_tok, names)
         source, model = model, _load_model(model, args, "model")
         if peft_config is not None:
             from peft import get_peft_model
@@ -180,7 +197,7 @@ class WINDTrainer(ResumableTrainer):
         )
         self.round: Round | None = None
         self.last_evaluation: Any = None
-        names = ("rounds", "samples", "tokens", "queries", "oracle_calls")
+        names = ("rounds", "samples", "tokens", "queries", "skipped_queries", "oracle_calls")
         names += (*(f"seconds_{t}" for t in TIMERS), "seconds_wall")
         self.counters: dict[str, float] = defaultdict(float, dict.fromkeys(names, 0.0))
         self._window: dict[str, list[float]] = defaultdict(list)
@@ -322,6 +339,7 @@ class WINDTrainer(ResumableTrainer):
         queries, calls = self.oracle.counters.queries, self.oracle.counters.calls
         with self._timer("oracle"):
             prefs = self.oracle([prompt_text(self.prompts[i]) for i in index], texts, pairs)
+        self._check_answered(r, prefs, pairs)
         truncated = torch.as_tensor(truncated, dtype=torch.bool)
         if args.truncated_responses == "lose":
             prefs = rollout.truncation_penalty(prefs, truncated)
@@ -334,6 +352,25 @@ class WINDTrainer(ResumableTrainer):
         self._window["response_length"].append(float(np.mean(lengths)))
         self._window["eos_rate"].append(1.0 - truncated.double().mean().item())
         return Round(r, index, prompts, responses, truncated, logp_old, logp_ref, prefs)
+
+    def _check_answered(self, r: int, prefs: torch.Tensor, pairs: Any) -> None:
+        """Count the queries the oracle left unanswered (NaN): they carry no gradient, so warn
+        per round and stop when their share passes ``max_skipped_share``."""
+        B, K = prefs.shape[0], self.args.num_samples
+        asked = B * (len(pairs) if pairs is not None else K * (K - 1) // 2)
+        skipped = asked - count_queries(prefs)
+        self.counters["skipped_queries"] += skipped
+        if not skipped:
+            return
+        share = skipped / asked
+        what = f"round {r}: the oracle {self.oracle.name!r} left {skipped} of {asked} queries "
+        if share > self.args.max_skipped_share:
+            raise SkippedQueriesError(
+                what + f"unanswered ({share:.0%} > max_skipped_share = "
+                f"{self.args.max_skipped_share}); fix the oracle (a judge's failures are "
+                "counted in its log) or raise max_skipped_share"
+            )
+        warnings.warn(what + "unanswered (NaN): those pairs carry no gradient", stacklevel=2)
 
     def round_examples(self, n: int) -> list[tuple[str, list[str], list[float]]]:
         """``(prompt, responses, estimated win rates)`` of the first ``n`` prompts of the last
@@ -457,6 +494,20 @@ class WINDTrainer(ResumableTrainer):
                 "the last checkpoint are intact: lower the learning rate or eta, and resume "
                 "from the last checkpoint"
             )
+
+    def _get_grad_norm(self, model: Any, grad_norm: Any = None) -> Any:
+        """Trainer's gradient norm over every process, refused when not finite (before the
+        optimizer step, so the weights stay finite)."""
+        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        if grad_norm is not None and not math.isfinite(float(grad_norm)):
+            step = self.state.global_step
+            raise NonFiniteLossError(
+                f"the gradient norm became {float(grad_norm)} at optimizer step {step + 1} "
+                f"(round {self.round.index}); stopped before the update, so the weights and "
+                "the last checkpoint are intact: lower the learning rate or eta, and resume "
+                "from the last checkpoint"
+            )
+        return grad_norm
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the window's objective stats and the run's counters, over every process

@@ -68,10 +68,16 @@ def cache_dir() -> Path:
 
 
 def is_prepared(folder: Path) -> bool:
-    """Whether ``folder`` is a complete prepared model: its marker exists and has this FORMAT."""
+    """Whether ``folder`` is a complete prepared model: its marker exists, has this FORMAT and
+    every file it lists is there with the size it was written with (a truncated or deleted
+    weights file makes the folder unprepared, so it is rebuilt)."""
     try:
-        return json.loads((folder / MARKER).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
+        marker = json.loads((folder / MARKER).read_text())
+        files = marker["files"]
+        return marker.get("format") == FORMAT and all(
+            (folder / name).stat().st_size == size for name, size in files.items()
+        )
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return False
 
 
@@ -102,11 +108,18 @@ def _prepare(
     """Build ``<cache>/models/<name>`` with ``convert(tmp_folder, say) -> info`` unless it is
     already prepared; the folder appears atomically, with its marker (``info`` + timing) last."""
     say: Progress = progress if progress is not None else (lambda _msg: None)
-    models = Path(cache if cache is not None else cache_dir()).expanduser() / "models"
+    root = Path(cache if cache is not None else cache_dir()).expanduser()
+    models = root / "models"
     final = models / name
     if not force and is_prepared(final):
         return final
-    models.mkdir(parents=True, exist_ok=True)
+    try:
+        models.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"cannot use the cache directory {root} ({err.strerror or err}): give a directory "
+            "you can write (--cache-dir DIR or $WINDALIGN_CACHE)"
+        ) from None
     with _lock(models / f".{name}.lock"):
         if not force and is_prepared(final):  # another process finished it while we waited
             return final
@@ -119,6 +132,7 @@ def _prepare(
             info = convert(tmp, say)
             info = {"format": FORMAT, "name": name, **info}
             info["seconds"] = round(time.perf_counter() - start, 2)
+            info["files"] = {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()}
             (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
             if final.exists() or final.is_symlink():
                 why = "rebuilding (--force)" if force else "incomplete or outdated, rebuilding"

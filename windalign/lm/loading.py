@@ -136,6 +136,18 @@ def load_tokenizer(
     return tokenizer
 
 
+def check_same_tokenizer(a: Any, b: Any, names: tuple[str, str]) -> None:
+    """Refuse two tokenizers that differ, ``names`` saying whose (e.g. ``("--model 'x'",
+    "--baseline 'y'")``): one model's token ids would be scored in the other's vocabulary (a
+    meaningless KL, or an index error)."""
+    if a.get_vocab() != b.get_vocab():
+        raise ValueError(
+            f"{names[0]} and {names[1]} have different tokenizers ({len(a)} and {len(b)} "
+            "tokens): one's token ids mean other words to the other, so a KL or a reference "
+            "log-probability between them is not defined; use models that share a tokenizer"
+        )
+
+
 def load_causal_lm(
     name: str,
     dtype: str = "float32",

@@ -361,3 +361,37 @@ def test_model_folders_that_cannot_serve_are_named(capsys, tiny_dir, tmp_path):
         argv = ["train", "--config", str(cfg), "--model", str(folder), "--overwrite"]
         err = one_line_error(capsys, argv)
         assert match in err and str(folder) in err, err
+
+
+def test_an_empty_prompts_file_says_so(tmp_path):
+    from windalign.llm.data import load_prompts
+
+    (tmp_path / "p.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match=r"p\.jsonl' is empty; write one prompt per row"):
+        load_prompts(str(tmp_path / "p.jsonl"))
+
+
+def test_a_prepared_model_with_a_truncated_file_is_rebuilt(tmp_path):
+    from windalign.lm import aliases
+
+    calls = []
+
+    def convert(out: Path, say) -> dict:
+        calls.append(out)
+        (out / "model.safetensors").write_bytes(b"w" * 64)
+        return {}
+
+    folder = aliases._prepare("toy", convert, tmp_path, False, None)
+    assert aliases.is_prepared(folder) and len(calls) == 1
+    assert aliases._prepare("toy", convert, tmp_path, False, None) == folder and len(calls) == 1
+    (folder / "model.safetensors").write_bytes(b"w" * 10)  # cut short after it was prepared
+    assert not aliases.is_prepared(folder)
+    aliases._prepare("toy", convert, tmp_path, False, None)
+    assert len(calls) == 2 and (folder / "model.safetensors").stat().st_size == 64
+
+
+def test_the_closing_line_lists_what_the_run_wrote(capsys, tiny_dir, tmp_path):
+    cfg = cfg_file(tmp_path, tiny_dir)
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert out.startswith("wrote ") and "model/" in out and "no checkpoints" in out, out

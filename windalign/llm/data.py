@@ -64,12 +64,18 @@ def _rows_from_file(path: Path, column: str) -> list[Any]:
             f"prompt file {str(path)!r} has an unknown format; use one of "
             f"{', '.join(_READERS)} (or 'builtin', 'builtin:train', 'builtin:heldout')"
         )
+    if not path.read_bytes().strip():
+        raise ValueError(
+            f"prompt file {str(path)!r} is empty; write one prompt per row, with a "
+            f'{column!r} column (e.g. {{"{column}": "..."}} per line of a .jsonl)'
+        )
     import datasets
 
     try:
         ds = datasets.load_dataset(kind, data_files=str(path), split="train")
     except Exception as err:  # datasets raises many types for unreadable files
-        raise ValueError(f"prompt file {str(path)!r} could not be read as {kind}: {err}") from None
+        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise ValueError(f"prompt file {str(path)!r} could not be read as {kind} ({why})") from None
     return _rows_from_dataset(ds, column, repr(str(path)))
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from hubcache import go_offline, write_model_repo, write_repo
-from tiny import tiny_tokenizer
-from transformers import LlamaConfig, LlamaForSequenceClassification
+from tiny import tiny_reward_model, tiny_tokenizer
 
 from windalign.preferences import ModelJudge, RewardModelOracle
 
@@ -21,18 +20,7 @@ RESPONSES = [["An apple.", "Apple", "no"], ["Hi!", "Hello there.", ""]]
 def save_reward_model(path: Path) -> Path:
     """A tiny random one-label Llama classifier and its tokenizer, saved to ``path``."""
     tok = tiny_tokenizer()
-    torch.manual_seed(3)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        num_labels=1,
-        pad_token_id=tok.pad_token_id,
-    )
-    LlamaForSequenceClassification(config).save_pretrained(path)
+    tiny_reward_model(tok).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 

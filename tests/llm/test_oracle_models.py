@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny import tiny_model, tiny_tokenizer
-from transformers import LlamaConfig, LlamaForSequenceClassification
+from tiny import tiny_model, tiny_reward_model, tiny_tokenizer
 
 from windalign.preferences import (
     ORACLES,
@@ -24,18 +23,7 @@ RESPONSES = [["An apple.", "Apple", "no"], ["Hi!", "Hello there.", ""]]
 @pytest.fixture(scope="module")
 def reward_model():
     tok = tiny_tokenizer()
-    torch.manual_seed(3)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        num_labels=1,
-        pad_token_id=tok.pad_token_id,
-    )
-    return LlamaForSequenceClassification(config).eval(), tok
+    return tiny_reward_model(tok).eval(), tok
 
 
 def test_reward_model_is_bradley_terry_over_its_own_chat_format(reward_model):

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
 
 SPECIAL = ["<pad>", "<s>", "</s>", "<|end|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = (
@@ -64,6 +69,24 @@ def tiny_model(
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, end]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def tiny_reward_model(
+    tokenizer: PreTrainedTokenizerFast, seed: int = 3
+) -> LlamaForSequenceClassification:
+    """A 1-layer Llama with one output label (hidden size 16): a random reward model."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForSequenceClassification(config)
 
 
 def save_tiny(path: Path, seed: int = 0, chat: bool = True, pad: bool = True) -> Path:

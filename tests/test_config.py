@@ -6,8 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from windalign.config import help_table, option, split_help, validate
+from windalign.config import dump_yaml, help_table, load_yaml, option, split_help, validate
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,24 @@ def test_run_config_is_validated_on_construction():
     with pytest.raises(ValueError, match=r"^run\.policy = 'cnn' is invalid; it must be one of"):
         RunConfig("dpo", policy="cnn")
     assert RunConfig("dpo").samples == 4
+
+
+_SCALARS = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["1e3", "8e12345", "no", "yes", "On", ".5", "-.5E3", ".inf", "~", "0x10"]),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=8), _SCALARS, max_size=5))
+def test_dump_yaml_reads_back_exactly_under_both_yaml_versions(data):
+    """config.yaml is written by dump_yaml and read by load_yaml (YAML 1.2): a string such as
+    "1e3" must not come back as a number (yaml.safe_dump writes it bare), nor "no" as False
+    for a YAML 1.1 reader."""
+    text = dump_yaml(data)
+    assert load_yaml(text) == data
+    assert yaml.safe_load(text) == data

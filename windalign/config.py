@@ -5,7 +5,8 @@ Each field is declared with :func:`option`: a default, one help string ``"meanin
 range"`` and an optional ``check``. Each dataclass calls :func:`validate` from ``__post_init__``,
 so a config is checked when it is built, before any model loads; :func:`help_table` renders the
 help strings for docs and ``--help``. :func:`load_yaml` reads config values the way people write
-them (YAML 1.2's numbers and booleans, see its docstring).
+them (YAML 1.2's numbers and booleans, see its docstring); :func:`dump_yaml` writes what it reads
+back.
 
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
@@ -137,3 +138,31 @@ def load_yaml(text: str) -> Any:
     {'lr': 2e-05, 'beta': 0.5, 'k': 4, 'strategy': 'no', 'flag': True, 'x': inf}
     """
     return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that quotes every string YAML 1.1 or 1.2 would read as another type."""
+
+
+_Dumper.yaml_implicit_resolvers = {
+    first: yaml.SafeLoader.yaml_implicit_resolvers.get(first, [])
+    + _Loader.yaml_implicit_resolvers.get(first, [])
+    for first in {**yaml.SafeLoader.yaml_implicit_resolvers, **_Loader.yaml_implicit_resolvers}
+}
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text that :func:`load_yaml` (and PyYAML's YAML 1.1 ``safe_load``) read back as ``data``.
+
+    ``yaml.safe_dump`` writes the string ``"1e3"`` bare, which YAML 1.2 reads as the number 1000;
+    here such strings are quoted (keys keep their order).
+
+    >>> print(dump_yaml({"tag": "1e3", "strategy": "no", "lr": 2e-05, "k": 4}), end="")
+    tag: '1e3'
+    strategy: 'no'
+    lr: 2.0e-05
+    k: 4
+    >>> load_yaml(dump_yaml({"tag": "1e3", "strategy": "no"}))
+    {'tag': '1e3', 'strategy': 'no'}
+    """
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)

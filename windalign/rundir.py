@@ -48,6 +48,11 @@ _TEMP = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")
 RESERVED = (STATUS, LOCK, STAGING)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and ``kill`` send), handled like Ctrl-C: the run directory says
+    ``interrupted`` and ``wind`` exits 143 (raised by the CLI's SIGTERM handler)."""
+
+
 class RunDirError(ValueError):
     """A run directory cannot be used as asked (a file, not empty, locked, unwritable).
 

@@ -297,6 +297,42 @@ def test_sigterm_marks_the_run_interrupted(tiny_dir, tmp_path):
     assert status["status"] == "interrupted" and "SIGTERM" in status["error"]
 
 
+_CHILD = """
+import pathlib, signal, sys, time
+out = pathlib.Path(sys.argv[1])
+signal.signal(signal.SIGTERM, lambda *_: (out.joinpath("child-got-sigterm").touch(), sys.exit(143)))
+out.joinpath("child-ready").touch()
+time.sleep(120)
+"""
+
+_PARENT = """
+import sys
+from windalign.cli import _sigterm_interrupts
+from windalign.llm import launch
+launch.launch_command = lambda *_: [sys.executable, "-c", sys.argv[2], sys.argv[1]]
+with _sigterm_interrupts():
+    try:
+        launch.relaunch(["wind", "train"], "ddp", 2, True)
+    except KeyboardInterrupt:
+        sys.exit(143)
+"""
+
+
+def test_sigterm_to_a_relaunching_wind_train_reaches_the_launcher(tmp_path):
+    """`wind train --accelerate-config`: SIGTERM reaches only the parent (a scheduler's kill); it
+    must pass it on to `accelerate launch` and wait, not leave the ranks running."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-c", _PARENT, str(tmp_path), _CHILD]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "child-ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert (tmp_path / "child-got-sigterm").exists()
+
+
 def test_prepare_model_refuses_a_file_as_cache_dir(capsys, tmp_path):
     (tmp_path / "file").write_text("x")
     err = one_line_error(

@@ -398,3 +398,41 @@ def test_the_evaluation_is_sharded_over_two_ddp_processes_and_equals_one_process
         for rows in (alone.per_prompt[0:2], alone.per_prompt[2:4], alone.per_prompt[4:5])
     ]
     assert steps[0] + steps[2] != steps[1], steps
+
+
+RANK_ONE_SKIPS = '''
+import os
+import torch
+from windalign.preferences import PreferenceOracle
+
+
+class RankOneSkips(PreferenceOracle):
+    """Answers every query on process 0 and none on process 1."""
+
+    name = "rank-one-skips"
+
+    def compare(self, prompts, responses, pairs):
+        B, K = len(responses), len(responses[0])
+        skip = os.environ.get("RANK") == "1"
+        return torch.full((B, K, K), float("nan") if skip else 0.5, dtype=torch.float64)
+'''
+
+
+def test_unanswered_queries_stop_every_process_together(tiny_dir, tmp_path):
+    """Process 1's oracle answers nothing, process 0's everything: 50% of the round's queries
+    over both processes. Past max_skipped_share both must stop (a process deciding alone would
+    leave the other waiting in the next collective); below it both train on, warned."""
+    (tmp_path / "rank_skips.py").write_text(RANK_ONE_SKIPS)
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    config = write_config(tmp_path, tiny_dir, preference="rank_skips:RankOneSkips", max_steps=2)
+    for share, code in ((0.4, 1), (0.6, 0)):
+        out = tmp_path / f"run-{share}"
+        cmd = [*TORCHRUN, "-m", "windalign.cli", "train", "--config", config, "--output_dir", out,
+               "--max_skipped_share", share, "--save_strategy", "no"]  # fmt: skip
+        cmd = list(map(str, cmd))
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+        assert (done.returncode != 0) == bool(code), done.stderr[-3000:]
+        assert "left 3 of 6 queries" in done.stderr or "left 6 of 12 queries" in done.stderr
+        status = json.loads((out / "status.json").read_text())["status"]
+        assert status == ("failed" if code else "complete")

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 
 from windalign import __version__
 from windalign.cli import bandit, evaluate, prepare_model, solve, train
+from windalign.rundir import Terminated
 
 #: one module per subcommand, in ``wind --help`` order; append new ones at the end
 SUBCOMMANDS = (
@@ -47,11 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module in SUBCOMMANDS:
         module.add_parser(sub)
     return parser
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (what schedulers and ``kill`` send), handled like Ctrl-C: the run directory says
-    ``interrupted`` and the command exits 143."""
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from windalign.cli.options import import_from_cwd
-from windalign.config import load_yaml
+from windalign.config import dump_yaml, load_yaml
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -202,7 +202,7 @@ def resolved(settings: Any, args: Any, raw: dict[str, Any]) -> dict[str, Any]:
     out.update({name: getattr(args, name) for name in args.wind_fields()})
     # the other keys the user set, as given (TrainingArguments turns some into enums)
     out.update({k: raw[k] for k in raw if k not in out})
-    return yaml.safe_load(yaml.safe_dump(out))  # plain types only
+    return load_yaml(dump_yaml(out))  # plain types only
 
 
 def run(args: argparse.Namespace) -> int:
@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
                 if resume is not None:
                     _check_same_config(out / "config.yaml", config)
                 else:
-                    rd.write("config.yaml", yaml.safe_dump(config, sort_keys=False))
+                    rd.write("config.yaml", dump_yaml(config))
         trainer = _build(settings, wind)
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=resume)

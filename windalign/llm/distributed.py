@@ -169,7 +169,8 @@ def _keys(accelerator: Any, keys: Sequence[str]) -> list[str]:
     return sorted(set().union(*gather_object([sorted(keys)])))
 
 
-def _sum(accelerator: Any, values: list[float]) -> list[float]:
+def sum_over_processes(accelerator: Any, values: list[float]) -> list[float]:
+    """``values`` summed elementwise over every process (float64; every process must call it)."""
     if accelerator.num_processes <= 1 or not values:
         return values
     total = torch.tensor(values, dtype=torch.float64, device=accelerator.device)
@@ -182,7 +183,7 @@ def counters_over_processes(accelerator: Any, counters: Mapping[str, float]) -> 
     ``seconds_*`` of each phase (wall-clock, the processes run side by side) averaged. A
     counter one process lacks counts 0."""
     names = _keys(accelerator, list(counters))
-    totals = _sum(accelerator, [float(counters.get(n, 0.0)) for n in names])
+    totals = sum_over_processes(accelerator, [float(counters.get(n, 0.0)) for n in names])
     n = max(accelerator.num_processes, 1)
     return {
         name: total / n if name == "rounds" or name.startswith("seconds_") else total
@@ -212,7 +213,7 @@ def mean_over_processes(
         finite = [v for v in window.get(name, ()) if math.isfinite(v)]
         sums.append(math.fsum(finite))
         counts.append(float(len(finite)))
-    reduced = _sum(accelerator, sums + counts)
+    reduced = sum_over_processes(accelerator, sums + counts)
     n = len(names)
     return {
         name: reduced[i] / reduced[n + i] if reduced[n + i] else float("nan")

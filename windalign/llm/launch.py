@@ -12,11 +12,14 @@ the reason before anything starts.
 from __future__ import annotations
 
 import importlib.util
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from windalign.rundir import Terminated
 
 #: the shipped accelerate configs: name -> what it needs
 PRESETS = {
@@ -151,6 +154,10 @@ def relaunch(argv: list[str], config: str | None, processes: int | None, use_cpu
     proc = subprocess.Popen(cmd)
     try:
         return proc.wait()
+    except Terminated:  # only this process got it: accelerate launch passes it on to the ranks
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        raise
     except KeyboardInterrupt:  # the processes got the Ctrl-C too; their run directory says so
         proc.wait()
         raise

@@ -355,22 +355,26 @@ class WINDTrainer(ResumableTrainer):
 
     def _check_answered(self, r: int, prefs: torch.Tensor, pairs: Any) -> None:
         """Count the queries the oracle left unanswered (NaN): they carry no gradient, so warn
-        per round and stop when their share passes ``max_skipped_share``."""
+        per round and stop when their share of the round's queries over every process passes
+        ``max_skipped_share`` (every process decides alike: none waits on one that stopped)."""
         B, K = prefs.shape[0], self.args.num_samples
         asked = B * (len(pairs) if pairs is not None else K * (K - 1) // 2)
         skipped = asked - count_queries(prefs)
         self.counters["skipped_queries"] += skipped
+        skipped, asked = distributed.sum_over_processes(self.accelerator, [skipped, asked])
         if not skipped:
             return
         share = skipped / asked
-        what = f"round {r}: the oracle {self.oracle.name!r} left {skipped} of {asked} queries "
+        oracle = self.oracle.name
+        what = f"round {r}: the oracle {oracle!r} left {skipped:.0f} of {asked:.0f} queries "
         if share > self.args.max_skipped_share:
             raise SkippedQueriesError(
                 what + f"unanswered ({share:.0%} > max_skipped_share = "
                 f"{self.args.max_skipped_share}); fix the oracle (a judge's failures are "
                 "counted in its log) or raise max_skipped_share"
             )
-        warnings.warn(what + "unanswered (NaN): those pairs carry no gradient", stacklevel=2)
+        if self.accelerator.is_main_process:
+            warnings.warn(what + "unanswered (NaN): those pairs carry no gradient", stacklevel=2)
 
     def round_examples(self, n: int) -> list[tuple[str, list[str], list[float]]]:
         """``(prompt, responses, estimated win rates)`` of the first ``n`` prompts of the last

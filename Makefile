@@ -52,7 +52,7 @@ llm-throughput: $(STAMP)
 llm-results: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/llm_results.py --out runs/llm-results --workers 2 --threads 1
-	$(BIN)/python benchmarks/llm_results.py --out runs/llm-results --report docs/benchmarks
+	$(BIN)/python benchmarks/llm_results.py --out runs/llm-results --report docs/benchmarks --page docs/results-llm.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -21,7 +21,17 @@ step as K = 4 on 4 prompts. It is evaluated by the same function at the same ste
 counters: 16 samples and 8 preference queries (one pair per prompt) per step.
 
 ``--report`` reads every run's ``metrics.jsonl`` and writes ``llm_results.json``, ``llm_results.md``
-and the figures (``--figures``).
+and the figures (``--figures``); with ``--from-json`` it rewrites only ``llm_results.md`` from the
+committed ``llm_results.json`` (no run directories needed). ``--page docs/results-llm.md``
+rewrites the page's generated blocks (its tables and every sentence with a number from the runs)
+from ``llm_results.json`` and ``llm_results_m2.json``; the prose around them is written by hand:
+
+    python benchmarks/llm_results.py --page docs/results-llm.md        # the page, from the JSON
+    python benchmarks/llm_results.py --report docs/benchmarks --from-json   # the tables, from it
+
+Matched KL and cost to reach a win rate interpolate only between two consecutive evaluations:
+where a seed first crosses between the initial model and its first evaluation (or across a
+missing evaluation) its entry is ``gap``, not measured.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,7 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from windalign.config import dump_yaml, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "configs" / "demo.yaml"
@@ -75,7 +87,7 @@ OBJECTIVE_KEYS = ("objective", "eta", "beta", "alpha", "gamma", "beta_anchor", "
 
 def base_config() -> dict[str, Any]:
     """The demo's config without its objective-specific keys."""
-    config = yaml.safe_load(DEMO.read_text())
+    config = load_yaml(DEMO.read_text())
     for key in OBJECTIVE_KEYS:
         config.pop(key, None)
     config.update(eval_steps=EVAL_STEPS, save_strategy="no", logging_steps=1)
@@ -100,7 +112,7 @@ def wind_command(
     config.update(overrides)
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg = path.parent / f"{path.name}.yaml"
-    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    cfg.write_text(dump_yaml(config))
     wind = Path(sys.executable).with_name("wind")
     return [str(wind), "train", "--config", str(cfg), "--overwrite", "--no-progress"]
 
@@ -262,6 +274,30 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"rows": table}
 
 
+SEED_KEYS = ("eval_win_rate", "eval_kl", "samples", "queries", "seconds_wall", "eval_length",
+             "eval_eos_rate", "eval_win_rate_lo", "eval_win_rate_hi")  # fmt: skip
+
+
+def runs_from_summary(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs back from ``summarize``'s output (a committed ``llm_results.json``), so that the
+    tables and the page regenerate without the run directories. The JSON keeps no seed ids:
+    seeds are numbered in their stored order (``read_runs`` reads ``seed0``, ``seed1``, ... in
+    that order), and every step of a (method, lr) must hold the same number of seeds."""
+    runs: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in summary["rows"]:
+        key = (r["method"], r["lr"])
+        seeds = runs.setdefault(key, [
+            {"method": r["method"], "lr": r["lr"], "seed": i, "evals": []}
+            for i in range(r["seeds"])
+        ])  # fmt: skip
+        if len(seeds) != r["seeds"]:
+            raise ValueError(f"{key}: steps with different numbers of seeds; the JSON cannot "
+                             "tell which seed is which")  # fmt: skip
+        for i, run in enumerate(seeds):
+            run["evals"].append({"step": r["step"]} | {k: r[f"{k}_seeds"][i] for k in SEED_KEYS})
+    return [run for seeds in runs.values() for run in seeds]
+
+
 def markdown(summary: dict[str, Any]) -> str:
     lines = [
         "| method | lr | step | seeds | win rate vs initial (mean; per seed [95% interval]) | "
@@ -299,29 +335,58 @@ def curves(runs: list[dict[str, Any]]) -> dict[tuple[str, float], list[list[dict
     return out
 
 
-def crossing(points: list[dict[str, Any]], key: str, level: float) -> dict[str, float] | None:
+GAP = "gap"  # a crossing that no two consecutive evaluations bracket: not measured
+
+
+def crossing(points: list[dict[str, Any]], key: str, level: float) -> dict[str, float] | str | None:
     """Every value where ``points[key]`` first reaches ``level``, linearly interpolated between
-    consecutive evaluations; None if it never does."""
+    two consecutive evaluations; None if it never does; ``GAP`` (not measured, not interpolated)
+    if it first does between the initial model and the first evaluation, or between evaluations
+    more than one evaluation interval apart (a missing evaluation). ``points`` starts at
+    ``ORIGIN``; a level met exactly at an evaluation is measured there."""
+    steps = [p["step"] for p in points if p is not ORIGIN]
+    interval = min((b - a for a, b in itertools.pairwise(steps)), default=None)
     for a, b in itertools.pairwise(points):
         if b[key] >= level > a[key]:
+            if b[key] > level and (
+                a is ORIGIN or interval is None or b["step"] - a["step"] > interval
+            ):
+                return GAP
             t = (level - a[key]) / (b[key] - a[key])
             return {k: a[k] + t * (b[k] - a[k]) for k in (*COST, "eval_win_rate", "eval_kl")}
     return None
 
 
-def _mean_cell(found: list[dict[str, float] | None], fmt: Any) -> str:
-    got = [f for f in found if f is not None]
-    if not got:
-        return f"not reached (0/{len(found)})"
-    mean = {k: float(np.mean([g[k] for g in got])) for k in got[0]}
-    return f"{fmt(mean)} ({len(got)}/{len(found)})"
+def _seed_cell(found: list[dict[str, float] | str | None], fmt: Any, show_seeds: bool) -> str:
+    """One table cell from each seed's crossing: the mean where every seed is measured (with
+    each seed's value if ``show_seeds``), else each seed's entry (seed order, ``; ``): its
+    value, ``gap`` (not measured) or ``not reached``."""
+    got = [f for f in found if isinstance(f, dict)]
+    if len(got) == len(found):
+        mean = {k: float(np.mean([g[k] for g in got])) for k in got[0]}
+        seeds = "; ".join(fmt(g) for g in got) if show_seeds else f"mean of {len(got)}"
+        return f"{fmt(mean)} ({seeds})"
+    return "; ".join(
+        fmt(f) if isinstance(f, dict) else GAP if f == GAP else "not reached" for f in found
+    )
+
+
+CELLS = (
+    "Each seed's crossing is interpolated linearly between two consecutive evaluations and only "
+    "there. A cell holds the mean over the seeds where every seed's crossing is measured, else "
+    "each seed's entry in seed order: its value, `gap` (the seed first crosses between the initial "
+    "model and its first evaluation, or across a missing evaluation: not measured, not "
+    "interpolated) or `not reached`."
+)
 
 
 def reach_table(
     runs: list[dict[str, Any]], targets: tuple[float, ...], clean: dict[str, float]
 ) -> str:
-    """Cost to first reach each target win rate, per seed (interpolated), mean over the seeds
-    that reach it; ``clean`` = samples/s of each method measured alone (llm_throughput.py)."""
+    """Cost to first reach each target win rate, per seed (interpolated between consecutive
+    evaluations only, see ``crossing``): the mean over the seeds where every seed's crossing is
+    measured, else each seed's entry; ``clean`` = samples/s of each method measured alone
+    (llm_throughput.py)."""
     head = " | ".join(f"to {t:.2f}" for t in targets)
     lines = [f"| method | lr | {head} |", "|---|---|" + "---|" * len(targets)]
 
@@ -332,19 +397,22 @@ def reach_table(
                           + f" / KL {m['eval_kl']:.2f}")  # fmt: skip
 
     for (method, lr), seeds in sorted(curves(runs).items()):
-        cells = [_mean_cell([crossing(c, "eval_win_rate", t) for c in seeds], fmt(method))
-                 for t in targets]  # fmt: skip
+        cells = [_seed_cell([crossing(c, "eval_win_rate", t) for c in seeds], fmt(method),
+                            show_seeds=False) for t in targets]  # fmt: skip
         lines.append(f"| {method} | {lr:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def frontier_table(runs: list[dict[str, Any]], levels: tuple[float, ...]) -> str:
-    """Win rate at matched KL: where each seed's KL first reaches each level (interpolated)."""
+    """Win rate at matched KL: where each seed's KL first reaches each level, interpolated
+    between consecutive evaluations only (``crossing``); the mean where every seed is measured,
+    with each seed's value."""
     head = " | ".join(f"KL {k:g}" for k in levels)
     lines = [f"| method | lr | {head} |", "|---|---|" + "---|" * len(levels)]
     for (method, lr), seeds in sorted(curves(runs).items()):
-        cells = [_mean_cell([crossing(c, "eval_kl", k) for c in seeds],
-                            lambda m: f"{m['eval_win_rate']:.3f}") for k in levels]  # fmt: skip
+        cells = [_seed_cell([crossing(c, "eval_kl", k) for c in seeds],
+                            lambda m: f"{m['eval_win_rate']:.3f}", show_seeds=True)
+                 for k in levels]  # fmt: skip
         lines.append(f"| {method} | {lr:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -416,26 +484,396 @@ def clean_rates(path: Path | None) -> dict[str, float]:
             for k, r in results.items() if "samples_per_second" in r}  # fmt: skip
 
 
-def report(out: Path, dest: Path, figs: Path, timing: Path | None, name: str) -> None:
+def report(
+    out: Path, dest: Path, figs: Path, timing: Path | None, name: str, from_json: bool = False
+) -> None:
+    """Tables (``dest/NAME.md``), ``dest/NAME.json`` and the figures from the run directories
+    under ``out``; with ``from_json``, only the tables, from the committed ``dest/NAME.json``
+    (no run directories needed; the JSON and the figures stay as they are)."""
     from windalign.rundir import atomic_write, atomic_write_json
 
-    runs = read_runs(out)
-    summary = summarize(runs)
+    if from_json:
+        summary = json.loads((dest / f"{name}.json").read_text())
+        runs = runs_from_summary(summary)
+    else:
+        runs = read_runs(out)
+        if not runs:  # would overwrite a committed NAME.json with an empty one
+            raise SystemExit(f"no finished runs under {out}: nothing written (--from-json "
+                             f"rewrites the tables from {dest / name}.json)")  # fmt: skip
+        summary = summarize(runs)
     clean = clean_rates(timing)
     dest.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(dest / f"{name}.json", summary)
+    if not from_json:
+        atomic_write_json(dest / f"{name}.json", summary)
     text = "\n".join([
         "## Every evaluation", "", markdown(summary),
         "## Cost to reach a held-out win rate (q = queries, s = samples, sec = seconds at the "
-        "method's own samples/s measured alone; seeds that reach it)", "",
+        "method's own samples/s measured alone)", "", CELLS, "",
         reach_table(runs, TARGETS, clean),
-        "## Win rate at matched KL to the initial model (seeds whose KL reaches it)", "",
+        "## Win rate at matched KL to the initial model", "", CELLS, "",
         frontier_table(runs, KL_LEVELS),
     ])  # fmt: skip
     atomic_write(dest / f"{name}.md", text)
+    if from_json:
+        print(f"wrote {dest}/{name}.md (from {name}.json)")
+        return
     for p in figures(summary, figs, clean, name):
         print(f"wrote {p}")
     print(f"wrote {dest}/{name}.json, {name}.md")
+
+
+# ---- the page: docs/results-llm.md's generated parts -------------------------------------------
+
+PAGE_NAMES = ("llm_results", "llm_results_m2")  # the JSON files the page's blocks read
+BEGIN = (
+    "<!-- generated by benchmarks/llm_results.py --page: {} (edit the script, not this block) -->"
+)
+END = "<!-- end of generated block: {} -->"
+LABELS = {"dpo": "`dpo` (online, soft labels)", "bon-distill": "`bon-distill` (iterated Best-of-2)",
+          TRL: "TRL `OnlineDPOTrainer`"}  # fmt: skip
+SHORT = {"dpo": "online DPO", "nash-md": "Nash-MD", "sppo": "SPPO", "jbond": "J-BOND",
+         TRL: "TRL's OnlineDPOTrainer"}  # fmt: skip
+CONTRASTIVE = ("wind-nce", "wind-squared", "nash-md", "dpo", "sppo", TRL)  # ipo = wind-squared
+LIKELIHOOD = ("wind-kl", "bon-distill", "jbond")
+
+
+def _require(holds: bool, what: str) -> None:
+    """The page's words are fixed; where one depends on the data, regenerating checks it."""
+    if not holds:
+        raise ValueError(f"the data no longer supports the page's text ({what}): rewrite the "
+                         "text of page_blocks in benchmarks/llm_results.py")  # fmt: skip
+
+
+def _by_method(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each method's rows in step order (the page shows one learning rate and two seeds)."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in summary["rows"]:
+        out[r["method"]].append(r)
+    for method, rows in out.items():
+        _require(len({r["lr"] for r in rows}) == 1, f"{method}: one learning rate")
+        _require(all(r["seeds"] == 2 for r in rows), f"{method}: two seeds")
+        rows.sort(key=lambda r: r["step"])
+    return dict(out)
+
+
+def _ci(r: dict[str, Any], i: int) -> str:
+    w, lo, hi = (r[f"eval_win_rate{k}_seeds"][i] for k in ("", "_lo", "_hi"))
+    return f"{w:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _seeds(r: dict[str, Any], key: str = "eval_win_rate", spec: str = ".3f") -> str:
+    return "; ".join(format(x, spec) for x in r[f"{key}_seeds"])
+
+
+def _interval(r: dict[str, Any], i: int) -> tuple[float, float]:
+    return r["eval_win_rate_lo_seeds"][i], r["eval_win_rate_hi_seeds"][i]
+
+
+def _win(crossed: dict[str, float]) -> str:
+    return f"{crossed['eval_win_rate']:.3f}"
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _same_steps(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    """The same evaluations: equal steps and win rates, KL equal to 4 digits (float noise)."""
+    return len(a) == len(b) and all(
+        x["step"] == y["step"]
+        and x["eval_win_rate_seeds"] == y["eval_win_rate_seeds"]
+        and np.allclose(x["eval_kl_seeds"], y["eval_kl_seeds"], rtol=1e-4, atol=0)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _half_widths(rows: list[dict[str, Any]]) -> list[float]:
+    return [(hi - lo) / 2 for r in rows for lo, hi in
+            zip(r["eval_win_rate_lo_seeds"], r["eval_win_rate_hi_seeds"], strict=True)]  # fmt: skip
+
+
+def _below_half(r: dict[str, Any]) -> str:
+    below = [i for i, w in enumerate(r["eval_win_rate_seeds"]) if w < 0.5]
+    if len(below) == 2:
+        return "below 1/2 on both seeds"
+    if not below:
+        return "above 1/2 on both seeds"
+    other = 1 - below[0]
+    return (f"below 1/2 on seed {below[0]} only (seed {other} ends at "
+            f"{r['eval_win_rate_seeds'][other]:.3f})")  # fmt: skip
+
+
+def _summary_block(rows: dict[str, list[dict[str, Any]]]) -> str:
+    final = {m: rs[-1] for m, rs in rows.items()}
+    twins = "ipo" in rows and _same_steps(rows["ipo"], rows["wind-squared"])
+    hw = _half_widths(list(final.values()))
+    rounds, samples = final["wind-squared"]["step"], final["wind-squared"]["samples"]
+    lines = [
+        f"Two seeds per method, {rounds} rounds ({samples:.0f} samples) each, win rate against the "
+        f"initial model on 32 held-out prompts after round {rounds}; each seed's 95% interval "
+        f"over prompts is ±{min(hw):.2f} to ±{max(hw):.2f} (median ±{np.median(hw):.2f}):",
+        "",
+        "| method | win rate, mean (seed 0; seed 1) | KL to initial, nats (seed 0; seed 1) | "
+        "queries | samples |",
+        "|---|---|---|---|---|",
+    ]
+    for m in sorted(final, key=lambda m: -final[m]["eval_win_rate"]):
+        if twins and m == "ipo":
+            continue
+        label = ("`wind-squared` = `ipo` (identical runs, below)" if twins and m == "wind-squared"
+                 else LABELS.get(m, f"`{m}`"))  # fmt: skip
+        r = final[m]
+        lines.append(
+            f"| {label} | {r['eval_win_rate']:.3f} ({_seeds(r)}) | {r['eval_kl']:.2f} "
+            f"({_seeds(r, 'eval_kl', '.2f')}) | {r['queries']:.0f} | {r['samples']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _claims_block(
+    rows: dict[str, list[dict[str, Any]]], m2: dict[str, list[dict[str, Any]]]
+) -> str:
+    final = {m: rs[-1] for m, rs in rows.items()}
+    rounds = final["wind-squared"]["step"]
+    per_round = final["wind-squared"]["samples"] / rounds
+    wind = ("wind-nce", "wind-squared")
+
+    # WIND against J-BOND and iterated Best-of-N
+    baseline = [(r["eval_win_rate_seeds"][i], m, i, r) for m in ("jbond", "bon-distill")
+                for r in rows[m] for i in range(2)]  # fmt: skip
+    _, best_m, best_i, best_r = max(baseline, key=lambda b: b[0])
+    _require(all(_overlap(_interval(best_r, best_i), _interval(final[m], i))
+                 for m in wind for i in range(2)),
+             "the baselines' best evaluation overlaps every WIND seed's interval")  # fmt: skip
+    low_m, low_i = min(
+        ((m, i) for m in wind for i in range(2)),
+        key=lambda mi: max(r["eval_win_rate_seeds"][mi[1]] for r in rows[mi[0]]),
+    )
+    low = rows[low_m]
+    low_steps = ", ".join(f"{r['eval_win_rate_seeds'][low_i]:.3f} after {r['step']} rounds"
+                          for r in low)  # fmt: skip
+    jb, bon, sppo, kl = final["jbond"], final["bon-distill"], final["sppo"], final["wind-kl"]
+    _require(all(w < 0.5 for w in kl["eval_win_rate_seeds"]), "wind-kl below 1/2")
+    paper = (
+        "* **The paper's question (does WIND need fewer samples and queries than J-BOND and "
+        f"iterated Best-of-N?) is not answered by these runs.** After {rounds} rounds `wind-nce` "
+        f"is at {_ci(final['wind-nce'], 0)} and {_ci(final['wind-nce'], 1)} (seed 0; seed 1) and "
+        f"`wind-squared` at {_ci(final['wind-squared'], 0)} and "
+        f"{_ci(final['wind-squared'], 1)}; J-BOND ends at {_ci(jb, 0)} and {_ci(jb, 1)}, "
+        f"{_below_half(jb)}, and iterated Best-of-2 distillation at {_ci(bon, 0)} and "
+        f"{_ci(bon, 1)}, {_below_half(bon)}. The best evaluation of either, "
+        f"{_ci(best_r, best_i)} (`{best_m}`, seed {best_i}, after {best_r['step']} rounds), "
+        f"overlaps the interval of every WIND seed after {rounds} rounds, and `{low_m}`'s seed "
+        f"{low_i} reaches at most {max(r['eval_win_rate_seeds'][low_i] for r in low):.3f} "
+        f"({low_steps}). With two seeds and overlapping intervals no ranking of WIND against "
+        "these two baselines is established, in samples, queries or seconds."
+    )
+    against_sppo = (
+        "* **Nor against SPPO**: its seeds end at "
+        f"{_ci(sppo, 0)} (KL {sppo['eval_kl_seeds'][0]:.2f}) and {_ci(sppo, 1)} "
+        f"(KL {sppo['eval_kl_seeds'][1]:.2f}), and at matched KL too few seeds are measured to "
+        f"compare (below). Not every WIND loss shows a gain: `wind-kl` ends at {_ci(kl, 0)} and "
+        f"{_ci(kl, 1)}, {_below_half(kl)}."
+    )
+
+    # the methods whose mean improves
+    up = sorted((m for m in CONTRASTIVE if final[m]["eval_win_rate"] > 0.5),
+                key=lambda m: -final[m]["eval_win_rate"])  # fmt: skip
+    means = [final[m]["eval_win_rate"] for m in up]
+    spread_m = max(final, key=lambda m: np.ptp(final[m]["eval_win_rate_seeds"]))
+    spread = float(np.ptp(final[spread_m]["eval_win_rate_seeds"]))
+    _require(max(means) - min(means) < spread, "the means differ less than one method's seeds")
+    names = [f"{SHORT.get(m, f'`{m}`')} {final[m]['eval_win_rate']:.3f}" for m in up]
+    pairwise = (
+        "* **No ranking among the methods whose mean improves either**: "
+        f"{', '.join(names[:-1])} and {names[-1]} (the table above): their means span "
+        f"{min(means):.3f}-{max(means):.3f}, less than the two seeds of one method differ (up "
+        f"to {spread:.3f}, `{spread_m}`)."
+    )
+
+    # the pattern by loss type
+    lik = [w for m in LIKELIHOOD for w in final[m]["eval_win_rate_seeds"]]
+    con = [(w, m, i) for m in CONTRASTIVE for i, w in enumerate(final[m]["eval_win_rate_seeds"])]
+    top = max(lik)
+    under = [f"`{m}` seed {i} at {w:.3f}" for w, m, i in con if w <= top]
+    _require(len(under) < len(con) / 2, "most contrastive seeds end above the likelihood ones")
+
+    def holds_half(methods: tuple[str, ...]) -> int:
+        return sum(lo <= 0.5 <= hi for m in methods
+                   for lo, hi in zip(final[m]["eval_win_rate_lo_seeds"],
+                                     final[m]["eval_win_rate_hi_seeds"], strict=True))  # fmt: skip
+
+    pattern = (
+        "* **The clearest pattern is by loss type, and it is a pattern, not a per-method "
+        "result**: every seed of the likelihood-type losses (`wind-kl`, `bon-distill`, `jbond`: "
+        "maximum likelihood on weighted or winning samples of the model's own outputs) ends "
+        f"between {min(lik):.3f} and {top:.3f}, and {len(con) - len(under)} of the {len(con)} "
+        "seeds of the contrastive losses (`wind-nce`, `wind-squared` / `ipo`, `nash-md`, `dpo`, "
+        f"`sppo`, TRL) end above {top:.3f}"
+        + (f" (the others: {', '.join(under)})" if under else "")
+        + f". But 1/2 lies inside the interval of {holds_half(LIKELIHOOD)} of the {len(lik)} "
+        f"likelihood-type seeds and of {holds_half(CONTRASTIVE)} of the {len(con)} contrastive "
+        "ones, so no single method's gain, or lack of one, is established. A possible reason for "
+        "the pattern, not tested here: a likelihood step on the model's own samples mostly "
+        "sharpens the model on what it already says (the shared part of every sample's "
+        "gradient), and one Adam step per round at lr 2e-5 leaves little for the preference "
+        "signal; the pairwise losses cancel that shared part."
+    )
+
+    # wind-squared = online IPO, and where they part
+    _require(_same_steps(rows["ipo"], rows["wind-squared"]), "wind-squared and ipo agree")
+    sq, ipo = m2["wind-squared"], m2["ipo"]
+
+    def at(r: dict[str, Any]) -> str:
+        return f"{r['eval_win_rate']:.3f} ({_seeds(r)}), KL {r['eval_kl']:.2f}"
+
+    half = sq[0]["samples"] / per_round
+    same = (
+        "* **`wind-squared` and online IPO took the same steps** (every evaluation of the two runs "
+        "agrees: the same win rates, KL equal to 4 digits): at its own sampler (`logp_old = "
+        "logp`, the first step on a round's samples) the squared loss's gradient is exactly "
+        "`lam = eta beta / (1 + eta beta)` times IPO's at the same beta (docs/objectives.md, "
+        "tested to 1e-12), Adam removes the constant, and this setting takes one step per round. "
+        "The two part only when a round's samples are used for more than one step: with two "
+        "optimizer steps per round on the same samples "
+        f"({sq[-1]['step']} steps, the same {sq[-1]['samples']:.0f} samples; two seeds) "
+        f"`wind-squared` ends at {at(sq[-1])} and online IPO at {at(ipo[-1])} (after {half:.0f} "
+        f'rounds: {at(sq[0])} and {at(ipo[0])}); section "Two steps per round".'
+    )
+    return "\n".join([paper, against_sppo, pairwise, pattern, same]) + "\n"
+
+
+def _matched_kl_block(summary: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) -> str:
+    runs = runs_from_summary(summary)
+    seeds = {m: c for (m, _), c in curves(runs).items()}
+    first = rows["wind-squared"][0]["step"]
+    sppo0 = rows["sppo"][0]["eval_kl_seeds"][0]
+    drop = max(((r["eval_kl_seeds"][i] - s["eval_kl_seeds"][i], m, i, r, s)
+                for m, rs in rows.items() for r, s in itertools.pairwise(rs) for i in range(2)),
+               key=lambda d: d[0])  # fmt: skip
+    _require(drop[0] > 0, "KL is not monotone along some run")
+    _, dm, di, dr, ds = drop
+    head = (
+        "Each seed's win rate where its KL to the initial model first reaches the level, "
+        f"interpolated linearly between two consecutive evaluations (rounds {first} and "
+        f"{2 * first}) and only there. `gap`: the seed's KL first passes the level between the "
+        f"initial model (round 0, KL 0) and its first evaluation at round {first}; that stretch "
+        "is not measured and not interpolated (an earlier version of this table interpolated "
+        f"across it: SPPO's seed 0, for one, goes from KL 0 to {sppo0:.2f} by round {first}). "
+        "A cell holds the mean (seed 0; seed 1) where both seeds are measured, else seed 0; "
+        f"seed 1. Even a measured entry interpolates across {first} rounds, and KL is not "
+        f"monotone along a run (`{dm}` seed {di}: {dr['eval_kl_seeds'][di]:.2f} after "
+        f"{dr['step']} rounds, {ds['eval_kl_seeds'][di]:.2f} after {ds['step']}):"
+    )
+    both = []
+    for m, cs in sorted(seeds.items()):
+        if m == "ipo":
+            continue
+        for k in KL_LEVELS:
+            found = [crossing(c, "eval_kl", k) for c in cs]
+            if all(isinstance(f, dict) for f in found):
+                cell = _seed_cell(found, _win, show_seeds=True)
+                name = "`wind-squared` / `ipo`" if m == "wind-squared" else f"`{m}`"
+                both.append(f"{name} at KL {k:g}, {cell}")
+    _require(bool(both), "some cell is measured on both seeds")
+    trl = [[crossing(c, "eval_kl", k) for c in seeds[TRL]] for k in KL_LEVELS]
+    _require(any(GAP in f for f in trl), "TRL has a gap")
+    trl_cells = [f"`{_seed_cell(f, _win, show_seeds=True)}`" for f in trl]
+    levels = [f"{k:g}" for k in KL_LEVELS]
+    t6 = rows[TRL][0]
+    tail = (
+        f"Both seeds are measured only for {'; '.join(both)}; every other entry rests on one seed "
+        "or none. With at most two seeds per cell and per-seed intervals of about ±0.06, this "
+        "table ranks no method by KL-efficiency; that needs evaluations dense enough that "
+        "interpolation is short (issue 18).\n\n"
+        f"TRL in particular: its entries at KL {', '.join(levels[:-1])} and {levels[-1]} are "
+        f"{', '.join(trl_cells[:-1])} and {trl_cells[-1]} (after {t6['step']} rounds its seeds "
+        f"are at KL {' and '.join(f'{x:.2f}' for x in t6['eval_kl_seeds'])}), so whether TRL "
+        "is less KL-efficient than the other methods is not established by these runs. This "
+        "page used to attribute it to TRL's log-probabilities at temperature 1 for samples "
+        "drawn at 0.7 (its KL term then restrains an untempered policy, not the one it samples; "
+        "THEORY.md 8). That is a hypothesis, untested here: TRL also differs in its hard chosen "
+        "/ rejected label from the two rewards (the WIND losses use the oracle's probability), "
+        "in querying one pair per prompt (the others all 6 pairs of K = 4 samples, J-BOND and "
+        "Nash-MD 3) and in taking 8 prompts x 2 samples per step (the others 4 prompts x 4)."
+    )
+    return "\n".join([head, "", frontier_table(runs, KL_LEVELS), tail]) + "\n"
+
+
+def _two_steps_block(m2: dict[str, list[dict[str, Any]]], rows: dict[str, Any]) -> str:
+    one = rows["wind-squared"][-1]
+    per_round = one["samples"] / one["step"]
+    sq, ipo = m2["wind-squared"], m2["ipo"]
+    hw = _half_widths(sq + ipo)
+    _require(all(_overlap(_interval(sq[-1], i), _interval(ipo[-1], j))
+                 for i in range(2) for j in range(2)), "the two overlap")  # fmt: skip
+    _require(max(sq[-1]["eval_win_rate"], ipo[-1]["eval_win_rate"]) < one["eval_win_rate"],
+             "neither above one step per round")  # fmt: skip
+    rounds = [f"{r['samples'] / per_round:.0f} rounds" for r in sq]
+    lines = [f"| method | after {rounds[0]}: win rate (seed 0; seed 1), KL | after {rounds[-1]} |",
+             "|---|---|---|"]  # fmt: skip
+    for name, rs in (("wind-squared", sq), ("ipo", ipo)):
+        cells = [f"{r['eval_win_rate']:.3f} ({_seeds(r)}), KL {r['eval_kl']:.2f}" for r in rs]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (
+        f"\n\nWith two seeds and per-seed intervals of ±{min(hw):.2f} to ±{max(hw):.2f} that "
+        "overlap, the two are not told apart, and neither ends above one step per round "
+        f"({one['eval_win_rate']:.3f} after {one['step']} rounds, above): at this budget the "
+        "second step on the same samples buys nothing measurable. Tables: "
+        "[benchmarks/llm_results_m2.md](benchmarks/llm_results_m2.md).\n"
+    )
+
+
+def page_blocks(main: dict[str, Any], m2: dict[str, Any]) -> dict[str, str]:
+    """The generated blocks of docs/results-llm.md from ``llm_results.json`` (``main``) and
+    ``llm_results_m2.json`` (``m2``), by name."""
+    rows, rows2 = _by_method(main), _by_method(m2)
+    blocks = {
+        "summary": _summary_block(rows),
+        "claims": _claims_block(rows, rows2),
+        "matched-kl": _matched_kl_block(main, rows),
+        "two-steps": _two_steps_block(rows2, rows),
+    }
+    return {name: _wrap(text) for name, text in blocks.items()}
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    """Paragraphs and ``* `` bullets wrapped at ``width`` as the page's prose is; table rows
+    stay whole. Refuses a wrap that would start a line with Markdown syntax."""
+    import textwrap
+
+    out = []
+    for line in text.split("\n"):
+        if not line or line.startswith("|"):
+            out.append(line)
+            continue
+        indent = "  " if line.startswith("* ") else ""
+        wrapped = textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False,
+                                break_on_hyphens=False)  # fmt: skip
+        for w in wrapped[1:]:
+            if re.match(r"\s*([-+*>#|]|\d+[.)])(\s|$)", w):
+                raise ValueError(f"wrapping would start a Markdown construct: {w!r}")
+        out.extend(wrapped)
+    return "\n".join(out)
+
+
+def write_page(page: Path, folder: Path) -> None:
+    """Rewrite every generated block of ``page`` (between its ``BEGIN`` and ``END`` lines) from
+    the JSON files in ``folder``; the text around them stays as written."""
+    from windalign.rundir import atomic_write
+
+    main, m2 = (json.loads((folder / f"{n}.json").read_text()) for n in PAGE_NAMES)
+    text = page.read_text()
+    for name, block in page_blocks(main, m2).items():
+        begin, end = BEGIN.format(name) + "\n", "\n" + END.format(name) + "\n"
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise SystemExit(f"{page}: expected one line {begin.strip()!r} and one line "
+                             f"{end.strip()!r}")  # fmt: skip
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        text = head + begin + "\n" + block + end + tail  # a blank line each side of the block
+    atomic_write(page, text)
+    print(f"wrote {page} (generated blocks from {folder}/{PAGE_NAMES[0]}*.json)")
 
 
 def one_run(out: Path, overrides: dict[str, Any], method: str, lr: float, seed: int) -> None:
@@ -461,7 +899,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-    return key, yaml.safe_load(value)
+    return key, load_yaml(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -477,6 +915,16 @@ def main(argv: list[str] | None = None) -> int:
                    "steps_per_round=2 max_steps=24 eval_steps=12")  # fmt: skip
     p.add_argument("--name", default="llm_results", help="stem of the report's files")
     p.add_argument("--report", type=Path, help="write tables into this folder (no runs)")
+    p.add_argument(
+        "--from-json",
+        action="store_true",
+        help="with --report: the tables from that folder's committed NAME.json, not "
+        "from run directories (the JSON and the figures stay as they are)",
+    )
+    p.add_argument("--page", type=Path, metavar="PAGE",
+                   help="rewrite the generated blocks of PAGE (docs/results-llm.md) from "
+                   "llm_results.json and llm_results_m2.json in --report's folder "
+                   "(default docs/benchmarks); no runs")  # fmt: skip
     p.add_argument("--figures", type=Path, default=Path("docs/figures/llm"))
     p.add_argument(
         "--timing",
@@ -489,8 +937,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.trl_run:
         run_trl(float(args.trl_run[0]), int(args.trl_run[1]), Path(args.trl_run[2]))
         return 0
+    if args.from_json and not args.report:
+        p.error("--from-json needs --report FOLDER (the folder that holds NAME.json)")
     if args.report:
-        report(args.out, args.report, args.figures, args.timing, args.name)
+        report(args.out, args.report, args.figures, args.timing, args.name, args.from_json)
+    if args.page:
+        write_page(args.page, args.report or ROOT / "docs" / "benchmarks")
+    if args.report or args.page:
         return 0
     if TRL in args.methods:
         try:

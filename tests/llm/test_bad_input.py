@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,7 @@ def test_no_is_a_strategy_not_false(key):
         (["--learning_rate", "-1"], "learning_rate = -1 is invalid"),
         (["--per_device_train_batch_size", "0"], "per_device_train_batch_size = 0 is invalid"),
         (["--max_steps", "-5", "--num_train_epochs", "0"], "max_steps = -5 is invalid"),
+        (["--max_steps", "0", "--num_train_epochs", "0"], "max_steps = 0 is invalid"),
         (["--num_train_epochs", "0"], "num_train_epochs = 0 is invalid"),
         (["--seed", "1.5"], "seed = 1.5 is invalid; it must be an integer"),
         (["--bf16", "yes"], "bf16 = 'yes' is invalid; it must be true or false"),
@@ -102,6 +104,34 @@ def test_no_is_a_strategy_not_false(key):
 def test_inherited_keys_are_checked_before_a_model_loads(override, match):
     with pytest.raises(ValueError, match=match.replace("(", r"\(").replace(".", r"\.")):
         split_config(parse_overrides(override))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_max_steps_decides_when_num_train_epochs_is_zero(steps):
+    _, args = split_config(parse_overrides(["--max_steps", str(steps), "--num_train_epochs", "0"]))
+    assert args.max_steps == steps and args.num_train_epochs == 0
+
+
+def test_max_steps_3_with_no_epochs_trains_3_steps(capsys, tiny_dir, tmp_path):
+    cfg = cfg_file(tmp_path, tiny_dir, max_steps=3, num_train_epochs=0)
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [r["step"] for r in map(json.loads, rows) if "loss" in r] == [1, 2, 3]
+
+
+def test_a_boolean_seed_is_refused_naming_seed(capsys, tiny_dir, tmp_path):
+    cfg = cfg_file(tmp_path, tiny_dir, model=str(tmp_path / "missing-model"))
+    err = one_line_error(capsys, ["train", "--config", str(cfg), "--seed", "true"])
+    assert "seed = True is invalid; it must be an integer" in err, err
+
+
+def test_eval_strategy_without_eval_prompts_is_refused_before_the_model_loads(
+    capsys, tiny_dir, tmp_path
+):
+    cfg = cfg_file(tmp_path, tiny_dir, model=str(tmp_path / "missing-model"))
+    argv = ["train", "--config", str(cfg), "--eval_strategy", "steps", "--eval_steps", "1"]
+    err = one_line_error(capsys, argv)
+    assert "eval_strategy = 'steps' evaluates on eval_prompts, which is not set" in err, err
 
 
 def test_one_config_serves_several_objectives(capsys):
@@ -173,6 +203,21 @@ def test_a_reward_module_in_the_current_directory_is_found(tmp_path, monkeypatch
     assert as_oracle("my_reward_16:score").name
 
 
+def test_wind_train_finds_a_preference_module_in_the_current_directory(
+    capsys, tiny_dir, tmp_path, monkeypatch
+):
+    """The ``wind`` console script's ``sys.path`` lacks the current directory (no PYTHONPATH)."""
+    (tmp_path / "my_reward_16_cli.py").write_text(
+        "def score(prompts, responses):\n"
+        "    return [[r.count('a') for r in rs] for rs in responses]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    cfg = cfg_file(tmp_path, tiny_dir, preference="my_reward_16_cli:score")
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "model").is_dir()
+
+
 # ---- silently wrong --------------------------------------------------------------------------
 
 
@@ -212,6 +257,16 @@ def test_some_unanswered_queries_are_warned_and_counted(tiny_dir, tmp_path):
     with pytest.warns(UserWarning, match="left 3 of 6 queries unanswered"):
         trainer.train()
     assert trainer.counters["skipped_queries"] == 3
+
+
+def test_nash_md_counts_only_the_pairs_it_asks(tiny_dir, tmp_path):
+    """Nash-MD queries sample 0 against the K-1 others; an oracle that answers all of them
+    leaves nothing unanswered (no warning), however many pairs K samples have."""
+    trainer = _trainer(tiny_dir, tmp_path, "heuristic", objective="nash-md")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*unanswered")
+        trainer.train()
+    assert trainer.counters["skipped_queries"] == 0 and trainer.counters["queries"] == 2 * 2
 
 
 def test_a_non_finite_gradient_stops_before_the_update(tiny_dir, tmp_path):
@@ -261,6 +316,36 @@ def test_a_checkpoint_that_lost_a_file_is_not_resumed(tmp_path):
         resumable_checkpoint(tmp_path, str(tmp_path / "checkpoint-9"))
 
 
+def test_a_damaged_checkpoint_points_to_an_earlier_intact_one(tmp_path, monkeypatch):
+    """A fix names the latest checkpoint saved before the damaged one that is complete and
+    undamaged: never the damaged folder itself (however its path is spelled), a later one or
+    another damaged one; a missing or incomplete folder's fix never names a damaged one."""
+    monkeypatch.chdir(tmp_path)
+    out = Path("out")
+    for step in (1, 2, 3, 4):
+        _checkpoint(out / f"checkpoint-{step}")
+    (out / "checkpoint-3" / "scheduler.pt").unlink()
+    (out / "checkpoint-4" / "optimizer.pt").unlink()
+    for resume in (True, str(tmp_path / out / "checkpoint-4"), "out/../out/checkpoint-4"):
+        with pytest.raises(ValueError, match=r"optimizer\.pt is missing") as err:
+            resumable_checkpoint(out, resume)
+        assert str(err.value).endswith("; resume from out/checkpoint-2 instead"), err.value
+    (out / "checkpoint-5").mkdir()  # killed while saving
+    for resume in ("out/checkpoint-9", "out/checkpoint-5"):
+        with pytest.raises(ValueError, match=r"; the last intact one in out is out/checkpoint-2$"):
+            resumable_checkpoint(out, resume)
+    _checkpoint(out / "checkpoint-6")
+    (out / "checkpoint-2" / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"not the 100.*; resume from out/checkpoint-1 instead$"):
+        resumable_checkpoint(out, "out/checkpoint-2")  # not the later checkpoint-6
+    for step in (1, 6):
+        (out / f"checkpoint-{step}" / "optimizer.pt").unlink()
+    with pytest.raises(ValueError, match=r"; out holds no intact checkpoint$"):
+        resumable_checkpoint(out, "out/checkpoint-9")
+    with pytest.raises(ValueError, match=r"optimizer\.pt is missing; start the run again$"):
+        resumable_checkpoint(out, "out/checkpoint-1")
+
+
 def test_resuming_from_a_missing_path_leaves_the_run_alone(capsys, tiny_dir, tmp_path):
     cfg = cfg_file(tmp_path, tiny_dir)
     run = tmp_path / "run"
@@ -295,6 +380,18 @@ def test_sigterm_marks_the_run_interrupted(tiny_dir, tmp_path):
     assert err.strip().splitlines()[-1] == "wind train: interrupted"
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["status"] == "interrupted" and "SIGTERM" in status["error"]
+
+
+def test_main_restores_the_previous_sigterm_handler(capsys, tmp_path):
+    def mine(signum, frame):  # pragma: no cover - never called
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 _CHILD = """
@@ -424,6 +521,27 @@ def test_a_prepared_model_with_a_truncated_file_is_rebuilt(tmp_path):
     assert not aliases.is_prepared(folder)
     aliases._prepare("toy", convert, tmp_path, False, None)
     assert len(calls) == 2 and (folder / "model.safetensors").stat().st_size == 64
+
+
+def test_a_prepared_model_whose_marker_lists_no_files_is_rebuilt(tmp_path):
+    """A marker from before the file list vouches for nothing: the folder is converted again."""
+    from windalign.lm import aliases
+
+    calls = []
+
+    def convert(out: Path, say) -> dict:
+        calls.append(out)
+        (out / "model.safetensors").write_bytes(b"w" * 64)
+        return {}
+
+    folder = aliases._prepare("toy", convert, tmp_path, False, None)
+    marker = json.loads((folder / aliases.MARKER).read_text())
+    del marker["files"]
+    (folder / aliases.MARKER).write_text(json.dumps(marker))
+    assert not aliases.is_prepared(folder)
+    aliases._prepare("toy", convert, tmp_path, False, None)
+    assert len(calls) == 2 and aliases.is_prepared(folder)
+    assert "files" in json.loads((folder / aliases.MARKER).read_text())
 
 
 def test_the_closing_line_lists_what_the_run_wrote(capsys, tiny_dir, tmp_path):

@@ -322,6 +322,17 @@ def test_presets_are_accelerate_configs_and_the_launch_command(monkeypatch):
     ]  # fmt: skip
 
 
+def test_the_launch_flags_are_stripped_in_every_spelling():
+    argv = [
+        "train", "--accelerate-config=ddp", "--lr", "1", "--num_processes", "2",
+        "--output_dir", "a_b", "--accelerate_config=own.yaml", "--seed", "3",
+        "--num-processes=4", "--beta", "0.1", "--accelerate-config", "ddp",
+    ]  # fmt: skip
+    assert launch.strip_flags(argv) == [
+        "train", "--lr", "1", "--output_dir", "a_b", "--seed", "3", "--beta", "0.1",
+    ]  # fmt: skip
+
+
 def test_a_preset_that_cannot_run_here_is_refused_with_the_reason(
     tiny_dir, tmp_path, capsys, monkeypatch
 ):

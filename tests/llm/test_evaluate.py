@@ -12,7 +12,7 @@ from tiny import save_tiny, tiny_model, tiny_tokenizer
 
 from windalign.cli import main
 from windalign.llm import WINDConfig, WINDTrainer
-from windalign.llm.evaluate import evaluate, mean_interval
+from windalign.llm.evaluate import EvalResult, evaluate, mean_interval, report
 from windalign.preferences import RewardFunctionOracle
 
 PROMPTS = ["Say hi.", "Name a fruit.", "Count to three.", "Write a word."]
@@ -46,6 +46,30 @@ def test_win_rate_and_kl_match_a_direct_computation():
         want = torch.sigmoid(r[:2, None] - r[None, 2:]).mean().item()
         assert row["win_rate"] == pytest.approx(want, abs=1e-6)
     assert result.summary["kl"] != 0
+
+
+def by_position(prompts, responses):
+    """Reward: the policy's samples (listed first) win on the first prompt, lose on the rest."""
+    return [
+        [10.0 * ((j < len(rs) // 2) == (p == PROMPTS[0])) for j in range(len(rs))]
+        for p, rs in zip(prompts, responses, strict=True)
+    ]
+
+
+def test_two_prompts_give_a_clipped_interval_and_a_report_that_says_why():
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, seed=2)
+    oracle = RewardFunctionOracle(by_position)
+    result = evaluate(model, model, tok, PROMPTS[:2], oracle, samples=2, max_new_tokens=4)
+    s = result.summary
+    assert [round(r["win_rate"], 3) for r in result.per_prompt] == [1.0, 0.0]
+    assert s["win_rate"] == pytest.approx(0.5) and (s["win_rate_lo"], s["win_rate_hi"]) == (0, 1)
+    text = report(result, "two prompts")
+    assert "| **0.500** | [0.000, 1.000] |" in text
+    assert "> Only 2 prompts: the intervals are rough" in text and "below zero" not in text
+    noisy = EvalResult({**s, "kl": -0.04}, result.per_prompt)
+    assert "> The KL estimate -0.040 is below zero" in report(noisy, "negative KL")
+    assert "sampling noise" in report(noisy, "negative KL")
 
 
 def test_trainer_evaluates_against_the_initial_policy_every_few_steps(tiny_dir, tmp_path):

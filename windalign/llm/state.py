@@ -161,22 +161,23 @@ def damage(folder: str | os.PathLike) -> str | None:
 def resumable_checkpoint(output_dir: str | os.PathLike, resume: str | os.PathLike | bool) -> Path:
     """The checkpoint to resume from: ``True`` = the last complete one in ``output_dir``, or
     the folder ``resume``; ``ValueError`` naming the folder, what is wrong and the fix when it
-    does not exist, is incomplete (killed while saving) or lost a file since it was saved."""
-    last = last_complete_checkpoint(output_dir)
-    fallback = (
-        f"the last complete one in {output_dir} is {last}"
-        if last
-        else (f"{output_dir} holds no complete checkpoint")
-    )
+    does not exist, is incomplete (killed while saving) or lost a file since it was saved. A fix
+    names only an intact checkpoint (complete and undamaged), one saved before a damaged one."""
     if resume is True:
-        if last is None:
+        folder = last_complete_checkpoint(output_dir)
+        if folder is None:
             raise ValueError(
                 f"no complete checkpoint in {str(output_dir)!r} to resume from; start the run "
                 "again without --resume-from-checkpoint (add --overwrite)"
             )
-        folder = last
     else:
         folder = Path(resume)
+        last = last_intact_checkpoint(output_dir)
+        fallback = (
+            f"the last intact one in {output_dir} is {last}"
+            if last
+            else f"{output_dir} holds no intact checkpoint"
+        )
         if not folder.exists():
             raise ValueError(f"checkpoint {str(folder)!r} does not exist; {fallback}")
         if not is_complete(folder):
@@ -186,8 +187,11 @@ def resumable_checkpoint(output_dir: str | os.PathLike, resume: str | os.PathLik
             )
     problem = damage(folder)
     if problem is not None:
-        earlier = [p for _, p in checkpoints(output_dir) if is_complete(p) and p != folder]
-        fix = f"resume from {earlier[-1]} instead" if earlier else "start the run again"
+        step = _CHECKPOINT.match(folder.name)
+        earlier = last_intact_checkpoint(
+            output_dir, before=int(step.group(1)) if step else None, other_than=folder
+        )
+        fix = f"resume from {earlier} instead" if earlier else "start the run again"
         raise ValueError(f"checkpoint {str(folder)!r} is damaged: {problem}; {fix}")
     return folder
 
@@ -205,3 +209,17 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     """The complete checkpoint with the highest step, or None."""
     done = [p for _, p in checkpoints(output_dir) if is_complete(p)]
     return done[-1] if done else None
+
+
+def last_intact_checkpoint(
+    output_dir: str | os.PathLike, before: int | None = None, other_than: Path | None = None
+) -> Path | None:
+    """The complete, undamaged checkpoint with the highest step (below ``before``; not the
+    folder ``other_than``, however spelled), or None."""
+    skip = other_than.resolve() if other_than is not None else None
+    for step, p in reversed(checkpoints(output_dir)):
+        if before is not None and step >= before:
+            continue
+        if is_complete(p) and p.resolve() != skip and damage(p) is None:
+            return p
+    return None

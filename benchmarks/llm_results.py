@@ -10,7 +10,8 @@ offline oracle, 12 rounds of 4 built-in training prompts, K = 4 samples at tempe
 40 new tokens, Adam at ``--lr``) with the method's objective, evaluated after rounds 6 and 12 on
 the first 32 held-out prompts x 2 samples against the initial model (win rate under the same
 oracle with a t-interval over prompts, KL to the initial model on the policy's samples; the
-evaluation seed depends only on (seed, step), so every method meets the same baseline samples).
+policy's evaluation seed depends only on (seed, step), the initial model's only on the seed, and
+its samples are drawn once per run, so every method meets the same baseline samples).
 The WIND runs go through ``wind train`` in a subprocess, one at a time; a finished run (its
 ``status.json`` says ``complete``) is skipped, so an interrupted sweep resumes where it stopped.
 

@@ -395,10 +395,11 @@ def test_the_evaluation_is_sharded_over_two_ddp_processes_and_equals_one_process
     (logged,) = [r for r in rows if "eval_win_rate" in r]
     assert logged["eval_prompts"] == n  # each prompt once: sharded, not evaluated twice
     seed = int(np.random.SeedSequence([5, 1, 1]).generate_state(1)[0])  # (seed, step, 1)
+    baseline_seed = int(np.random.SeedSequence([5, 0, 1, 1]).generate_state(1)[0])  # any step
     prompts = load_prompts("builtin:heldout")[:n]
     alone = one_process_evaluation(
         out / "checkpoint-1", tiny_dir, prompts, seed, samples=samples, temperature=1.0,
-        max_new_tokens=8, batch_size=batch,
+        max_new_tokens=8, batch_size=batch, baseline_seed=baseline_seed,
     )  # fmt: skip
     for key, value in alone.summary.items():
         assert logged[f"eval_{key}"] == pytest.approx(value, rel=1e-6, abs=1e-6), key

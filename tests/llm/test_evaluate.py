@@ -48,6 +48,27 @@ def test_win_rate_and_kl_match_a_direct_computation():
     assert result.summary["kl"] != 0
 
 
+def test_the_baseline_is_sampled_once_and_reused_with_a_cache():
+    """A fixed baseline under a fixed baseline_seed draws the same responses at every call: with
+    a cache they are generated once, and the result equals an evaluation without the cache."""
+    tok = tiny_tokenizer()
+    a, b = tiny_model(tok, seed=2), tiny_model(tok, seed=3)
+    calls = []
+    original = b.generate
+    b.generate = lambda *args, **kw: calls.append(1) or original(*args, **kw)
+    cache, oracle = {}, RewardFunctionOracle(count_a)
+    kw = {"samples": 2, "max_new_tokens": 5, "batch_size": 2, "baseline_seed": 7}
+    first = evaluate(a, b, tok, PROMPTS, oracle, seed=1, baseline_cache=cache, **kw)
+    assert len(calls) == 2  # two batches of two prompts
+    again = evaluate(a, b, tok, PROMPTS, oracle, seed=5, baseline_cache=cache, **kw)
+    assert len(calls) == 2  # not sampled again
+    fresh = evaluate(a, b, tok, PROMPTS, oracle, seed=5, **kw)
+    assert len(calls) == 4
+    assert [r["baseline"] for r in again.per_prompt] == [r["baseline"] for r in first.per_prompt]
+    assert again.per_prompt == fresh.per_prompt and again.summary == fresh.summary
+    assert [r["policy"] for r in again.per_prompt] != [r["policy"] for r in first.per_prompt]
+
+
 def by_position(prompts, responses):
     """Reward: the policy's samples (listed first) win on the first prompt, lose on the rest."""
     return [
@@ -82,7 +103,11 @@ def test_trainer_evaluates_against_the_initial_policy_every_few_steps(tiny_dir, 
         str(tiny_dir), args=args, preference=count_a, train_dataset=PROMPTS, eval_dataset=PROMPTS
     )
     assert tr.ref_model is not None  # built for the evaluation although beta = 0
+    calls = []
+    original = tr.ref_model.generate
+    tr.ref_model.generate = lambda *a, **kw: calls.append(1) or original(*a, **kw)
     tr.train()
+    assert len(calls) == 1  # the initial policy's samples: drawn at step 0, reused at step 2
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "eval_win_rate" in r]
     assert [r["step"] for r in evals] == [0, 2]

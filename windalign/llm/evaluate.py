@@ -100,6 +100,8 @@ def evaluate(
     autocast: Callable[[], Any] = contextlib.nullcontext,
     shard: tuple[int, int] = (0, 1),
     gather: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    baseline_seed: int | None = None,
+    baseline_cache: dict[Any, tuple[list, list]] | None = None,
 ) -> EvalResult:
     """Win rate of ``policy`` against ``baseline`` on ``prompts`` under ``oracle`` (module doc).
 
@@ -111,6 +113,10 @@ def evaluate(
     world)`` evaluates batches ``rank, rank + world, ...`` on this process and ``gather`` joins
     every process's per-prompt rows (e.g. ``accelerate.utils.gather_object``); the result equals
     one process's evaluation of the same prompts.
+
+    The baseline's responses are drawn under ``baseline_seed`` (default ``seed``): a fixed
+    baseline (the trainer's initial policy) gives the same responses at every evaluation, so with
+    a ``baseline_cache`` dict (kept by the caller across calls) they are sampled once and reused.
     """
     eos = rollout.eos_token_ids(policy, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
@@ -130,13 +136,21 @@ def evaluate(
         for start in starts:
             stop = min(start + batch_size, len(prompts))
             drawn, lp = {}, {}
+            seeds = {"policy": seed, "baseline": seed if baseline_seed is None else baseline_seed}
+            key = (seeds["baseline"], start // batch_size, samples, temperature, max_new_tokens,
+                   tuple(map(tuple, prompt_ids[start:stop])))  # fmt: skip
+            cache = baseline_cache if baseline_cache is not None else {}
             with autocast():
                 for i, name in enumerate(models):
+                    if name == "baseline" and key in cache:
+                        drawn[name] = cache[key]
+                        continue
                     with contexts[name]():
                         drawn[name] = _sample(
                             models[name], prompt_ids[start:stop], samples, config, eos,
-                            batch_seed(seed, start // batch_size, i),
+                            batch_seed(seeds[name], start // batch_size, i),
                         )  # fmt: skip
+                cache[key] = drawn["baseline"]
                 flat_p = [p for p in prompt_ids[start:stop] for _ in range(samples)]
                 flat_a = [y for ys in drawn["policy"][0] for y in ys]
                 for name, m in models.items():

@@ -197,6 +197,7 @@ class WINDTrainer(ResumableTrainer):
         )
         self.round: Round | None = None
         self.last_evaluation: Any = None
+        self._baseline_samples: dict[Any, Any] = {}  # the evaluation baseline's, per batch
         names = ("rounds", "samples", "tokens", "queries", "skipped_queries", "oracle_calls")
         names += (*(f"seconds_{t}" for t in TIMERS), "seconds_wall")
         self.counters: dict[str, float] = defaultdict(float, dict.fromkeys(names, 0.0))
@@ -474,6 +475,8 @@ class WINDTrainer(ResumableTrainer):
                 max_prompt_length=args.max_prompt_length,
                 batch_size=args.generation_batch_size,
                 seed=self._seed(self.state.global_step, 1, per_process=False),  # its own stream
+                baseline_seed=self._seed(0, 1, 1, per_process=False),  # the same at every step
+                baseline_cache=self._baseline_samples,  # the initial policy's: sampled once
                 baseline_context=context,
                 autocast=self.accelerator.autocast,
                 shard=(args.process_index, args.world_size),

@@ -558,8 +558,8 @@ def _by_method(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _ci(r: dict[str, Any], i: int) -> str:
-    w, lo, hi = (r[f"eval_win_rate{k}_seeds"][i] for k in ("", "_lo", "_hi"))
-    return f"{w:.3f} [{lo:.3f}, {hi:.3f}]"
+    lo, hi = _interval(r, i)
+    return f"{r['eval_win_rate_seeds'][i]:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def _seeds(r: dict[str, Any], key: str = "eval_win_rate", spec: str = ".3f") -> str:

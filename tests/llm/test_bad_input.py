@@ -504,15 +504,23 @@ def test_an_empty_prompts_file_says_so(tmp_path):
         load_prompts(str(tmp_path / "p.jsonl"))
 
 
-def test_a_prepared_model_with_a_truncated_file_is_rebuilt(tmp_path):
-    from windalign.lm import aliases
-
+def counting_converter():
+    """``(calls, convert)``: a converter for ``aliases._prepare`` that writes a 64-byte weights
+    file and records each call in ``calls``."""
     calls = []
 
     def convert(out: Path, say) -> dict:
         calls.append(out)
         (out / "model.safetensors").write_bytes(b"w" * 64)
         return {}
+
+    return calls, convert
+
+
+def test_a_prepared_model_with_a_truncated_file_is_rebuilt(tmp_path):
+    from windalign.lm import aliases
+
+    calls, convert = counting_converter()
 
     folder = aliases._prepare("toy", convert, tmp_path, False, None)
     assert aliases.is_prepared(folder) and len(calls) == 1
@@ -527,12 +535,7 @@ def test_a_prepared_model_whose_marker_lists_no_files_is_rebuilt(tmp_path):
     """A marker from before the file list vouches for nothing: the folder is converted again."""
     from windalign.lm import aliases
 
-    calls = []
-
-    def convert(out: Path, say) -> dict:
-        calls.append(out)
-        (out / "model.safetensors").write_bytes(b"w" * 64)
-        return {}
+    calls, convert = counting_converter()
 
     folder = aliases._prepare("toy", convert, tmp_path, False, None)
     marker = json.loads((folder / aliases.MARKER).read_text())

@@ -129,6 +129,8 @@ def evaluate(
     models = {"policy": policy, "baseline": baseline}
     contexts = {"policy": contextlib.nullcontext, "baseline": baseline_context}
     was = {name: m.training for name, m in models.items()}
+    seeds = {"policy": seed, "baseline": seed if baseline_seed is None else baseline_seed}
+    cache = baseline_cache if baseline_cache is not None else {}
     rows: list[dict[str, Any]] = []
     try:
         for m in models.values():
@@ -136,10 +138,8 @@ def evaluate(
         for start in starts:
             stop = min(start + batch_size, len(prompts))
             drawn, lp = {}, {}
-            seeds = {"policy": seed, "baseline": seed if baseline_seed is None else baseline_seed}
             key = (seeds["baseline"], start // batch_size, samples, temperature, max_new_tokens,
                    tuple(map(tuple, prompt_ids[start:stop])))  # fmt: skip
-            cache = baseline_cache if baseline_cache is not None else {}
             with autocast():
                 for i, name in enumerate(models):
                     if name == "baseline" and key in cache:

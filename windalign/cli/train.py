@@ -255,6 +255,10 @@ def run(args: argparse.Namespace) -> int:
         trainer.save_model(str(out / "model"))  # on every process (FSDP2 / ZeRO-3 gather)
         if rd is not None:
             _finish(trainer, rd, config, wall)
+        trainer.accelerator.wait_for_everyone()
+    # the process group is torn down before exit: a gloo rank left to the interpreter's exit
+    # can abort ("terminate called without an active exception") under load (CI, stop 22)
+    trainer.accelerator.end_training()
     if main:
         print(f"wrote {out}/: {_written(out)}")
     return 0

@@ -111,7 +111,9 @@ def test_trainer_evaluates_against_the_initial_policy_every_few_steps(tiny_dir, 
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "eval_win_rate" in r]
     assert [r["step"] for r in evals] == [0, 2]
-    assert evals[0]["eval_kl"] == 0 and evals[0]["queries"] == 0
+    # the initial policy against itself: KL 0 up to float rounding (the two models' shared
+    # prompt caches are separate tensors; the CPU kernels round by memory layout)
+    assert abs(evals[0]["eval_kl"]) < 1e-6 and evals[0]["queries"] == 0
     assert evals[1]["queries"] == 2 * 2 * 3 and evals[1]["eval_kl"] != 0
 
 

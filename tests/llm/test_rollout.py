@@ -133,7 +133,7 @@ def test_geometric_mixture_logits_match_full_forwards(lm):
     ids = encode_prompts(tok, ["Hi.", "A much longer prompt here."], 100)
     input_ids, mask = tokens.left_pad(ids, tok.pad_token_id)
     alpha = 0.3
-    name = rollout.cache_kwarg(ref)
+    name = tokens.cache_kwarg(ref)
     mixture = rollout.GeometricMixture(lambda **kw: ref(**kw, use_cache=True), alpha, mask, name)
     seq = input_ids
     for step in range(4):

@@ -180,6 +180,14 @@ class WINDConfig(TrainingArguments):
         "training micro-batch; an integer >= 1",
         check=_int_at_least(1),
     )
+    share_prompt_cache: bool = option(
+        True,
+        help="run each prompt once for its K responses and reuse its keys and values in every "
+        "log-prob pass (the same numbers to float tolerance; the training pass recomputes the "
+        "prompt per response under gradient / activation checkpointing); false for a model "
+        "whose KV cache cannot be reordered; true or false",
+        check=lambda v: isinstance(v, bool),
+    )
     prompt_column: str = option(
         "prompt",
         help="dataset column holding the prompts (text or chat messages); a string",

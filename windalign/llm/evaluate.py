@@ -102,6 +102,7 @@ def evaluate(
     gather: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
     baseline_seed: int | None = None,
     baseline_cache: dict[Any, tuple[list, list]] | None = None,
+    share_prompts: bool = True,
 ) -> EvalResult:
     """Win rate of ``policy`` against ``baseline`` on ``prompts`` under ``oracle`` (module doc).
 
@@ -117,6 +118,8 @@ def evaluate(
     The baseline's responses are drawn under ``baseline_seed`` (default ``seed``): a fixed
     baseline (the trainer's initial policy) gives the same responses at every evaluation, so with
     a ``baseline_cache`` dict (kept by the caller across calls) they are sampled once and reused.
+    ``share_prompts``: each prompt runs once for its samples in the log-prob passes
+    (:func:`windalign.lm.tokens.pack`).
     """
     eos = rollout.eos_token_ids(policy, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
@@ -156,7 +159,7 @@ def evaluate(
                 for name, m in models.items():
                     with contexts[name]():
                         lp[name] = tokens.logprobs_no_grad(
-                            m, flat_p, flat_a, temperature, pad, len(flat_p)
+                            m, flat_p, flat_a, temperature, pad, len(flat_p), share_prompts
                         ).cpu()
             rows += _judge(prompts, start, stop, samples, drawn, lp, tokenizer, oracle)
     finally:

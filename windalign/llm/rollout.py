@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -94,14 +93,6 @@ def cut_at_eos(tokens: Tensor, eos_ids: Sequence[int]) -> tuple[list[int], bool]
         end = int(is_eos.nonzero()[0, 0]) + 1
         return tokens[:end].tolist(), False
     return tokens.tolist(), True
-
-
-def cache_kwarg(model: Any) -> str:
-    """The name ``model.forward`` takes its KV cache under: ``cache`` (transformers >= 5.2x)
-    or ``past_key_values`` (earlier)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(type(base).forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
 
 
 class GeometricMixture(LogitsProcessor):

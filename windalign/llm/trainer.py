@@ -271,7 +271,7 @@ class WINDTrainer(ResumableTrainer):
                 with context():
                     return ref(**kw, use_cache=True)
 
-            name = rollout.cache_kwarg(ref)
+            name = tokens.cache_kwarg(ref)
 
             def mixture(mask: torch.Tensor) -> rollout.GeometricMixture:
                 return rollout.GeometricMixture(run_ref, self.hp["alpha"], mask, name)
@@ -294,6 +294,7 @@ class WINDTrainer(ResumableTrainer):
             self.args.temperature,
             self.pad_id,
             self.args.generation_batch_size * self.args.num_samples,
+            self.args.share_prompt_cache,
         ).double()
 
     def rollout_round(self, r: int) -> Round:
@@ -405,6 +406,19 @@ class WINDTrainer(ResumableTrainer):
         rows = list(range(start, start + args.per_device_train_batch_size))
         return {"rows": rows, "first_step": s == 0, "step": step}
 
+    @property
+    def _share(self) -> bool:
+        """Whether the training forward runs each prompt once for its K responses
+        (:func:`tokens.pack`): not under gradient / activation checkpointing, whose recomputed
+        forward would run the shared KV cache a second time."""
+        plugin = getattr(self.accelerator.state, "fsdp_plugin", None)
+        checkpointing = self.args.gradient_checkpointing or bool(
+            getattr(plugin, "activation_checkpointing", False)
+        )
+        checkpointing |= any(getattr(m, "gradient_checkpointing", False) is True
+                             for m in self.model.modules())  # fmt: skip
+        return self.args.share_prompt_cache and not checkpointing
+
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **kwargs: Any
     ) -> Any:
@@ -412,7 +426,7 @@ class WINDTrainer(ResumableTrainer):
         rnd, rows, K = self.round, inputs["rows"], self.args.num_samples
         prompts = [rnd.prompt_ids[b] for b in rows for _ in range(K)]
         responses = [y for b in rows for y in rnd.responses[b]]
-        packed = tokens.pack(prompts, responses, self.pad_id, self.args.device)
+        packed = tokens.pack(prompts, responses, self.pad_id, self.args.device, self._share)
         with self.accelerator.autocast():  # the regime of every other pass (THEORY.md 8)
             logp = tokens.sequence_logprobs(model, packed, self.args.temperature)
         logp = logp.view(len(rows), K).double()
@@ -477,6 +491,7 @@ class WINDTrainer(ResumableTrainer):
                 seed=self._seed(self.state.global_step, 1, per_process=False),  # its own stream
                 baseline_seed=self._seed(0, 1, 1, per_process=False),  # the same at every step
                 baseline_cache=self._baseline_samples,  # the initial policy's: sampled once
+                share_prompts=args.share_prompt_cache,
                 baseline_context=context,
                 autocast=self.accelerator.autocast,
                 shard=(args.process_index, args.world_size),

@@ -7,10 +7,16 @@
   computed as gather minus logsumexp on the response positions only (``logits_to_keep``) and in
   row chunks, never a full ``[B, T, V]`` log-softmax; the log-softmax in float32 (or wider, never
   the model's bf16 / fp16) and the sum over tokens in float64 (THEORY.md 8, "Precision").
+* Shared prompts (``pack(..., share_prompts=True)``): consecutive rows with the same prompt (the
+  K responses of a prompt) run that prompt once; its keys and values are reordered onto the
+  rows and the responses run on top of them. The same numbers as the unshared pass to float
+  tolerance, gradients included: they reach the prompt's positions through the shared keys and
+  values (``tests/llm/test_tokens.py``).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,14 +46,48 @@ def position_ids(attention_mask: Tensor) -> Tensor:
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def cache_kwarg(model: Any) -> str:
+    """The name ``model.forward`` takes (and its output returns) the KV cache under: ``cache``
+    (transformers >= 5.2x) or ``past_key_values`` (earlier). Looks through DDP / DeepSpeed
+    (``.module``) and peft (``get_base_model``) wrappers."""
+    while hasattr(model, "module") and not hasattr(model, "get_base_model"):
+        model = model.module
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def prompt_groups(prompts: Sequence[Sequence[int]]) -> tuple[list[Sequence[int]], list[int]]:
+    """``(unique, group)``: runs of equal consecutive prompts, and each row's run.
+
+    >>> prompt_groups([[1, 2], [1, 2], [3], [1, 2]])
+    ([[1, 2], [3], [1, 2]], [0, 0, 1, 2])
+    """
+    unique: list[Sequence[int]] = []
+    group: list[int] = []
+    for p in prompts:
+        if not unique or list(unique[-1]) != list(p):
+            unique.append(p)
+        group.append(len(unique) - 1)
+    return unique, group
+
+
 def pack(
-    prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int, device: Any
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[int]],
+    pad_id: int,
+    device: Any,
+    share_prompts: bool = False,
 ) -> dict[str, Any]:
     """One padded batch of (prompt, response) pairs: prompts left-padded to a common width
     ``Lp``, responses right-padded from column ``Lp``.
 
     Returns ``input_ids``, ``attention_mask``, ``position_ids`` ``[n, T]``,
-    ``response_mask [n, R]`` (True on response tokens) and ``prompt_width`` (``Lp``).
+    ``response_mask [n, R]`` (True on response tokens) and ``prompt_width`` (``Lp``). With
+    ``share_prompts`` (and some prompt repeated on consecutive rows) also ``prompt_ids``,
+    ``prompt_mask``, ``prompt_position_ids`` ``[U, Lp]`` of the ``U`` runs of equal consecutive
+    prompts and ``group [n]`` (each row's run): :func:`response_token_logprobs` then runs each
+    prompt once.
     """
     p_ids, p_mask = left_pad(prompts, pad_id)
     width = max(1, max(len(r) for r in responses))
@@ -57,13 +97,23 @@ def pack(
         r_ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
         r_mask[i, : len(r)] = True
     attention = torch.cat([p_mask, r_mask.long()], dim=1)
-    return {
+    batch = {
         "input_ids": torch.cat([p_ids, r_ids], dim=1).to(device),
         "attention_mask": attention.to(device),
         "position_ids": position_ids(attention).to(device),
         "response_mask": r_mask.to(device),
         "prompt_width": p_ids.shape[1],
     }
+    unique, group = prompt_groups(prompts) if share_prompts else ([], [])
+    if len(unique) < len(group):  # some prompt has several responses
+        first = torch.as_tensor([group.index(u) for u in range(group[-1] + 1)])
+        batch.update(
+            prompt_ids=p_ids[first].to(device),
+            prompt_mask=p_mask[first].to(device),
+            prompt_position_ids=position_ids(p_mask[first]).to(device),
+            group=torch.as_tensor(group).to(device),
+        )
+    return batch
 
 
 def token_logprobs(logits: Tensor, targets: Tensor, temperature: float) -> Tensor:
@@ -89,6 +139,8 @@ def response_token_logprobs(model: Any, batch: dict[str, Any], temperature: floa
     Only the ``R + 1`` last positions go through the LM head (``logits_to_keep``); the last
     position's logits predict nothing and are dropped.
     """
+    if "group" in batch:
+        return _shared_prompt_logprobs(model, batch, temperature)
     width = batch["prompt_width"]
     R = batch["input_ids"].shape[1] - width
     out = model(
@@ -99,6 +151,36 @@ def response_token_logprobs(model: Any, batch: dict[str, Any], temperature: floa
         use_cache=False,
     )
     return token_logprobs(out.logits[:, :-1], batch["input_ids"][:, width:], temperature)
+
+
+def _shared_prompt_logprobs(model: Any, batch: dict[str, Any], temperature: float) -> Tensor:
+    """:func:`response_token_logprobs` with each prompt run once: the prompts ``[U, Lp]`` with
+    a KV cache (the last position's logits predict every row's first response token), the
+    cache reordered onto the rows ``[n]``, then the responses ``[n, R]`` on top of it."""
+    width, group, name = batch["prompt_width"], batch["group"], cache_kwarg(model)
+    targets = batch["input_ids"][:, width:]
+    prompt = model(
+        input_ids=batch["prompt_ids"],
+        attention_mask=batch["prompt_mask"],
+        position_ids=batch["prompt_position_ids"],
+        logits_to_keep=1,
+        use_cache=True,
+    )
+    cache = prompt[name]
+    cache.reorder_cache(group)
+    first = token_logprobs(prompt.logits[group], targets[:, :1], temperature)
+    if targets.shape[1] == 1:
+        return first
+    out = model(
+        input_ids=targets,
+        attention_mask=batch["attention_mask"],
+        position_ids=batch["position_ids"][:, width:],
+        logits_to_keep=targets.shape[1],
+        use_cache=True,
+        **{name: cache},
+    )
+    rest = token_logprobs(out.logits[:, :-1], targets[:, 1:], temperature)
+    return torch.cat([first, rest], dim=1)
 
 
 def sequence_logprobs(model: Any, batch: dict[str, Any], temperature: float) -> Tensor:
@@ -116,11 +198,14 @@ def logprobs_no_grad(
     temperature: float,
     pad_id: int,
     batch_size: int,
+    share_prompts: bool = True,
 ) -> Tensor:
-    """:func:`sequence_logprobs` of every (prompt, response) pair, ``batch_size`` at a time."""
+    """:func:`sequence_logprobs` of every (prompt, response) pair, ``batch_size`` at a time
+    (each run of equal consecutive prompts run once unless ``share_prompts`` is False)."""
     device = next(model.parameters()).device
     out = []
     for s in range(0, len(prompts), batch_size):
-        batch = pack(prompts[s : s + batch_size], responses[s : s + batch_size], pad_id, device)
+        p, r = prompts[s : s + batch_size], responses[s : s + batch_size]
+        batch = pack(p, r, pad_id, device, share_prompts)
         out.append(sequence_logprobs(model, batch, temperature).detach())
     return torch.cat(out)

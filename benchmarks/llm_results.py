@@ -930,8 +930,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--timing",
         type=Path,
-        default=Path("docs/benchmarks/llm_throughput.json"),
-        help="llm_throughput.py's JSON: each method's samples/s measured alone",
+        default=Path("docs/benchmarks/llm_method_rates.json"),
+        help="each method's samples/s measured alone (an earlier llm_throughput.py run at "
+        "unequal work: indicative)",
     )
     p.add_argument("--trl-run", nargs=3, metavar=("LR", "SEED", "DIR"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)

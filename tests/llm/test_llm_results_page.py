@@ -69,7 +69,7 @@ def test_the_committed_page_and_tables_are_what_the_committed_json_generates(res
     assert page.read_text() == (ROOT / "docs" / "results-llm.md").read_text()
     for name in results.PAGE_NAMES:
         shutil.copy(folder / f"{name}.json", tmp_path / f"{name}.json")
-    timing = {"llm_results": str(folder / "llm_throughput.json"), "llm_results_m2": "none"}
+    timing = {"llm_results": str(folder / "llm_method_rates.json"), "llm_results_m2": "none"}
     for name in results.PAGE_NAMES:
         args = ["--report", str(tmp_path), "--from-json", "--name", name, "--timing", timing[name]]
         assert results.main(args) == 0

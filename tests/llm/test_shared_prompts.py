@@ -155,3 +155,28 @@ def test_gradient_checkpointing_recomputes_the_prompt_per_response(tiny_dir, tmp
     trainer = train(tiny_dir, tmp_path, gradient_checkpointing=True)
     assert not trainer._share  # a recomputed forward would run the shared cache twice
     assert trainer.state.global_step == 2
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_generate_prefills_each_prompt_once_and_draws_the_same_samples(kind, monkeypatch):
+    """``rollout.generate``: the prompt (but its last token) runs once for its K rows, and under
+    the same seed the samples are those of generating every row from scratch."""
+    from windalign.llm import rollout
+
+    tok, model = build(kind)
+    model.eval()
+    eos = rollout.eos_token_ids(model, tok)
+    config = rollout.sampling_config(eos, tok.pad_token_id, temperature=3.0, max_new_tokens=40)
+    drawn = {}
+    for share in (False, True):
+        torch.manual_seed(3)
+        drawn[share] = rollout.generate(model, PROMPTS, K, config, eos, share_prompts=share)
+    assert drawn[True] == drawn[False]
+    assert len({len(y) for ys in drawn[True][0] for y in ys}) > 1  # rows end apart
+    seen = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda **kw: seen.append(kw) or forward(**kw))
+    rollout.generate(model, PROMPTS, K, config, eos)
+    width = max(map(len, PROMPTS))
+    assert tuple(seen[0]["input_ids"].shape) == (len(PROMPTS), width - 1)  # the shared prefill
+    assert tuple(seen[1]["input_ids"].shape) == (len(PROMPTS) * K, 1)  # then one token per row

@@ -182,10 +182,10 @@ class WINDConfig(TrainingArguments):
     )
     share_prompt_cache: bool = option(
         True,
-        help="run each prompt once for its K responses and reuse its keys and values in every "
-        "log-prob pass (the same numbers to float tolerance; the training pass recomputes the "
-        "prompt per response under gradient / activation checkpointing); false for a model "
-        "whose KV cache cannot be reordered; true or false",
+        help="run each prompt once for its K responses and reuse its keys and values, in "
+        "generate's prefill and in every log-prob pass (the same numbers to float tolerance; the "
+        "training pass recomputes the prompt per response under gradient / activation "
+        "checkpointing); false for a model whose KV cache cannot be reordered; true or false",
         check=lambda v: isinstance(v, bool),
     )
     prompt_column: str = option(

@@ -74,13 +74,14 @@ def batch_seed(seed: int, batch: int, model: int) -> int:
 
 
 def _sample(
-    model: Any, prompt_ids: list[list[int]], n: int, config: Any, eos: list[int], seed: int
-) -> tuple[list, list]:
+    model: Any, prompt_ids: list[list[int]], n: int, config: Any, eos: list[int], seed: int,
+    share: bool,
+) -> tuple[list, list]:  # fmt: skip
     """``n`` responses per prompt under a generator seeded with ``seed`` (CUDA's too)."""
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        return rollout.generate(model, prompt_ids, n, config, eos)
+        return rollout.generate(model, prompt_ids, n, config, eos, share_prompts=share)
 
 
 def evaluate(
@@ -118,8 +119,8 @@ def evaluate(
     The baseline's responses are drawn under ``baseline_seed`` (default ``seed``): a fixed
     baseline (the trainer's initial policy) gives the same responses at every evaluation, so with
     a ``baseline_cache`` dict (kept by the caller across calls) they are sampled once and reused.
-    ``share_prompts``: each prompt runs once for its samples in the log-prob passes
-    (:func:`windalign.lm.tokens.pack`).
+    ``share_prompts``: each prompt runs once for its samples, in ``generate``'s prefill and in
+    the log-prob passes (:func:`windalign.lm.tokens.pack`).
     """
     eos = rollout.eos_token_ids(policy, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
@@ -151,7 +152,7 @@ def evaluate(
                     with contexts[name]():
                         drawn[name] = _sample(
                             models[name], prompt_ids[start:stop], samples, config, eos,
-                            batch_seed(seeds[name], start // batch_size, i),
+                            batch_seed(seeds[name], start // batch_size, i), share_prompts,
                         )  # fmt: skip
                 cache[key] = drawn["baseline"]
                 flat_p = [p for p in prompt_ids[start:stop] for _ in range(samples)]

@@ -3,8 +3,8 @@
 * :func:`sampling_config` -- a ``GenerationConfig`` whose sampler is exactly the tempered policy
   ``softmax(logits / tau)`` (every other logits processor neutralized, whatever the model's own
   generation config says), unless the user asks for top-k / top-p truncation.
-* :func:`generate` -- K responses for each of a list of prompts (left-padded, KV cache,
-  ``num_return_sequences``), cut after the first EOS of any of the EOS ids.
+* :func:`generate` -- K responses for each of a list of prompts (left-padded, KV cache, each
+  prompt prefilled once for its K rows), cut after the first EOS of any of the EOS ids.
 * :class:`GeometricMixture` -- the token-level mixture ``(1 - alpha) logits_theta + alpha
   logits_ref`` that Nash-MD samples its opponents from, as a logits processor.
 
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-from windalign.lm.tokens import left_pad, position_ids
+from windalign.lm.tokens import cache_kwarg, left_pad, position_ids
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -174,26 +174,48 @@ def generate(
     config: GenerationConfig,
     eos_ids: Sequence[int],
     processor: Callable[[Tensor], LogitsProcessor] | None = None,
+    share_prompts: bool = True,
 ) -> tuple[list[list[list[int]]], list[list[bool]]]:
     """``k`` responses for each prompt: ``(ids [B][k][len], truncated [B][k])``.
 
-    Prompts are left-padded into one ``generate`` call with ``num_return_sequences=k``;
+    Prompts are left-padded into one ``generate`` call over their ``B k`` rows;
     ``processor(expanded_prompt_mask)`` builds an extra logits processor (Nash-MD's mixture).
+    With ``share_prompts`` (and ``k > 1``) each prompt but its last token is run once and its KV
+    cache repeated onto its ``k`` rows before ``generate`` goes on from it (the same sampler and
+    random draws as ``num_return_sequences = k``: the prefill consumes no randomness).
     """
     device = next(model.parameters()).device
     ids, mask = left_pad(prompts, config.pad_token_id, device)
+    rows, row_mask = ids.repeat_interleave(k, dim=0), mask.repeat_interleave(k, dim=0)
     extra = LogitsProcessorList()
     if processor is not None:
-        extra.append(processor(mask.repeat_interleave(k, dim=0)))
+        extra.append(processor(row_mask))
     config = copy.deepcopy(config)
-    config.num_return_sequences = k
+    config.num_return_sequences = 1
+    cache = {}
+    if share_prompts and k > 1 and ids.shape[1] > 1:
+        name = cache_kwarg(model)
+        head = mask[:, :-1]
+        prefix = model(
+            input_ids=ids[:, :-1],
+            attention_mask=head,
+            position_ids=position_ids(head),
+            logits_to_keep=1,
+            use_cache=True,
+        )
+        cache = {name: prefix[name]}
+        cache[name].batch_repeat_interleave(k)
     with neutral_generation_defaults(model, config):
         out = model.generate(
-            input_ids=ids, attention_mask=mask, generation_config=config, logits_processor=extra
+            input_ids=rows,
+            attention_mask=row_mask,
+            generation_config=config,
+            logits_processor=extra,
+            **cache,
         )
     responses, truncated = [], []
     for b in range(len(prompts)):
-        rows = [cut_at_eos(out[b * k + j, ids.shape[1] :], eos_ids) for j in range(k)]
-        responses.append([r for r, _ in rows])
-        truncated.append([t for _, t in rows])
+        cut = [cut_at_eos(out[b * k + j, ids.shape[1] :], eos_ids) for j in range(k)]
+        responses.append([r for r, _ in cut])
+        truncated.append([t for _, t in cut])
     return responses, truncated

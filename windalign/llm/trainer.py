@@ -284,7 +284,7 @@ class WINDTrainer(ResumableTrainer):
         """``rollout.generate`` on gathered parameters under FSDP2 / ZeRO-3 (issue 8)."""
         mixture = self.spec.sampling == "nash-md" and len(args) > 4
         with distributed.gathered_for_generation(self, with_reference=mixture):
-            return rollout.generate(policy, *args)
+            return rollout.generate(policy, *args, share_prompts=self.args.share_prompt_cache)
 
     def _logprobs(self, model: Any, prompts: list[list[int]], responses: list[list[int]]) -> Any:
         return tokens.logprobs_no_grad(

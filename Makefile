@@ -44,10 +44,11 @@ bandit-full: $(STAMP)
 	$(BIN)/wind bandit --config configs/bandit.yaml --overwrite --out runs/bandit-full
 
 # The LLM comparison of docs/results-llm.md (TRL only for these; hours on a 2-core CPU).
-LLM_CONTENDERS := wind trl trl-default floor $(foreach m,wind-kl wind-nce sppo jbond nash-md dpo ipo bon-distill,wind:$(m))
+# llm-throughput: WIND vs TRL vs the floor at equal work, 3 interleaved repetitions (~45 min;
+# resumable: add --resume to go on after a kill).
 llm-throughput: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
-	$(BIN)/python benchmarks/llm_throughput.py --out docs/benchmarks --steps 3 --contenders $(LLM_CONTENDERS)
+	$(BIN)/python benchmarks/llm_throughput.py --out docs/benchmarks
 
 llm-results: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"

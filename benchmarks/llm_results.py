@@ -81,6 +81,7 @@ HYPER: dict[str, dict[str, Any]] = {
     "dpo": {"beta": 0.1},
     "ipo": {"beta": 0.1},
     "bon-distill": {},
+    "bok-distill": {},
     TRL: {"beta": 0.1},
 }
 OBJECTIVE_KEYS = ("objective", "eta", "beta", "alpha", "gamma", "beta_anchor", "num_samples")
@@ -139,11 +140,13 @@ def trl_reward(oracle: Any) -> Any:
     return reward
 
 
-def run_trl(lr: float, seed: int, path: Path) -> None:
-    """TRL's OnlineDPOTrainer with the demo's setting; the same evaluation at the same steps.
+def run_trl(lr: float, seed: int, path: Path, overrides: dict[str, Any] | None = None) -> None:
+    """TRL's OnlineDPOTrainer with the demo's setting (updated by ``overrides``: steps, prompts,
+    evaluation prompts, steps and samples); the same evaluation at the same steps.
 
     Writes ``metrics.jsonl`` (rows like ``wind train``'s: ``eval_*`` with the cost counters
-    ``samples``, ``queries``, ``seconds_wall``) and ``status.json``."""
+    ``samples``, ``queries``, ``seconds_wall``), ``evaluations.jsonl`` (each evaluation's
+    per-prompt win rates and KL, as ``wind train`` writes it) and ``status.json``."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     import torch
     from datasets import Dataset
@@ -157,15 +160,16 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
     from windalign.preferences import as_oracle
     from windalign.rundir import atomic_write_json
 
-    demo = base_config()
+    demo = base_config() | (overrides or {})
     defaults = {f.name: f.default for f in dataclasses.fields(WINDConfig)}
+    defaults |= {k: demo[k] for k in ("eval_samples",) if k in demo}
     folder = resolve_model(demo["model"])
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     oracle = as_oracle(demo["preference"])
     train = load_prompts(demo["prompts"], "prompt")
-    evals = load_prompts(demo["eval_prompts"], "prompt")[: demo["eval_prompt_count"]]
+    evals = load_prompts(demo["eval_prompts"], "prompt")[: demo.get("eval_prompt_count")]
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in train])
 
     prompts_per_step = demo["per_device_train_batch_size"] * 4 // 2  # 16 samples per step
@@ -193,8 +197,10 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
         disable_tqdm=True,
     )
     path.mkdir(parents=True, exist_ok=True)
-    metrics = path / "metrics.jsonl"
+    metrics, per_prompt = path / "metrics.jsonl", path / "evaluations.jsonl"
     metrics.write_text("")
+    per_prompt.write_text("")
+    baseline_samples: dict[Any, Any] = {}  # the initial model's, drawn once (as wind train)
     state = {"seconds_wall": 0.0, "seconds_evaluate": 0.0, "mark": 0.0}
 
     class Evaluate(TrainerCallback):
@@ -206,18 +212,24 @@ def run_trl(lr: float, seed: int, path: Path) -> None:
             step = st.global_step
             row: dict[str, Any] = {"step": step, "samples": 16.0 * step, "queries": 8.0 * step,
                                    "oracle_calls": 16.0 * step}  # fmt: skip
-            if step % EVAL_STEPS == 0:
+            if step % demo["eval_steps"] == 0:
                 start = time.perf_counter()
-                # the evaluation seed of wind train at this step (WINDTrainer._seed(step, 1))
+                # the evaluation seeds of wind train at this step (WINDTrainer._seed(step, 1)
+                # and the baseline's _seed(0, 1, 1)): the same initial-model samples
                 eval_seed = int(np.random.SeedSequence([seed, step, 1, 0]).generate_state(1)[0])
+                base_seed = int(np.random.SeedSequence([seed, 0, 1, 1]).generate_state(1)[0])
                 result = evaluate(  # as WINDTrainer.evaluate with WINDConfig's defaults
                     model, ref, tokenizer, evals, oracle, samples=defaults["eval_samples"],
                     temperature=demo["temperature"], max_new_tokens=demo["max_new_tokens"],
                     max_prompt_length=defaults["max_prompt_length"],
                     batch_size=defaults["generation_batch_size"], seed=eval_seed,
+                    baseline_seed=base_seed, baseline_cache=baseline_samples,
                 )  # fmt: skip
                 state["seconds_evaluate"] += time.perf_counter() - start
                 row |= {f"eval_{k}": v for k, v in result.summary.items()}
+                keep = [{k: r[k] for k in ("index", "win_rate", "kl")} for r in result.per_prompt]
+                with per_prompt.open("a") as f:
+                    f.write(json.dumps({"step": step, "prompts": keep}) + "\n")
             row |= {k: state[k] for k in ("seconds_wall", "seconds_evaluate")}
             with metrics.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -934,10 +946,13 @@ def main(argv: list[str] | None = None) -> int:
         help="each method's samples/s measured alone (an earlier llm_throughput.py run at "
         "unequal work: indicative)",
     )
-    p.add_argument("--trl-run", nargs=3, metavar=("LR", "SEED", "DIR"), help=argparse.SUPPRESS)
+    p.add_argument("--trl-run", nargs="+", metavar="LR SEED DIR [OVERRIDES_JSON]",
+                   help=argparse.SUPPRESS)  # fmt: skip
     args = p.parse_args(argv)
     if args.trl_run:
-        run_trl(float(args.trl_run[0]), int(args.trl_run[1]), Path(args.trl_run[2]))
+        lr, seed, folder, *extra = args.trl_run
+        overrides = json.loads(Path(extra[0]).read_text()) if extra else None
+        run_trl(float(lr), int(seed), Path(folder), overrides)
         return 0
     if args.from_json and not args.report:
         p.error("--from-json needs --report FOLDER (the folder that holds NAME.json)")

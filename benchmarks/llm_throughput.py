@@ -459,20 +459,23 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
            else f"up to {meta['max_new_tokens']} new tokens")
         + f" at temperature 0.7; oracle `{meta['preference']}`; {meta['warmup']} warmup "
         f"step(s), then {meta['steps']} measured steps per contender, each in its own process; "
-        f"{meta['reps']} repetitions, interleaved (rotated order). Cells: median [min, max] over "
-        "the repetitions; ratios are taken within each repetition, then summarized; `~` marks a "
-        "ratio whose range holds 1 (no difference shown).",
+        f"{meta['reps']} repetitions planned, interleaved (rotated order; `runs`: measured). "
+        "Cells: median [min, max] over the repetitions; ratios are taken within each "
+        "repetition, then summarized; `~` marks a ratio whose range holds 1 (no difference "
+        "shown).",
         "",
-        "| contender | samples/s | tokens/s | x TRL | x TRL defaults | x floor | x unshared | "
-        "peak memory (GiB) | memory x TRL |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| contender | runs | samples/s | tokens/s | x TRL | x TRL defaults | x floor | "
+        "x unshared | peak memory (GiB) | memory x TRL |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for name, e in summary.items():
         if "error" in e:
-            lines.append(f"| {name} | failed: {e['error'][:80]} |" + " |" * 7)
+            what = "not run yet" if e["error"] == "not run" else f"failed: {e['error'][:80]}"
+            lines.append(f"| {name} | 0 | {what} |" + " |" * 7)
             continue
         lines.append(
-            f"| {name} | {_cell(e['samples_per_second'])} | {_cell(e['tokens_per_second'], '.1f')} "
+            f"| {name} | {e['samples_per_second']['n']} | {_cell(e['samples_per_second'])} | "
+            f"{_cell(e['tokens_per_second'], '.1f')} "
             f"| {_ratio(e, 'trl')} | {_ratio(e, 'trl-default')} | {_ratio(e, 'floor')} | "
             f"{_ratio(e, 'wind-unshared')} | {_cell(e['peak_memory_gib'])} | "
             f"{_ratio(e, 'trl', 'peak_memory_gib')} |"
@@ -550,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--reps", type=int, default=3, help="repetitions, interleaved")
     p.add_argument("--resume", action="store_true", help="keep the finished runs of --out")
+    p.add_argument("--summarize", action="store_true",
+                   help="only write the summary of the runs --out holds (no new runs)")  # fmt: skip
     p.add_argument("--contender", choices=CHOICES, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     cli = p.parse_args(argv)
@@ -572,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "device": torch.cuda.get_device_name(0) if cli.device != "cpu" else cpu,
         "command": "python benchmarks/llm_throughput.py "
-                   + " ".join(a for a in argv if a != "--resume"),
+                   + " ".join(a for a in argv if a not in ("--resume", "--summarize")),
         "model": ("SmolLM2-135M-Instruct architecture, random weights" if cli.random_init
                   else "SmolLM2-135M-Instruct"),
         "precision": "fp32" if cli.device == "cpu" else "fp32 weights, bf16 autocast",
@@ -584,10 +589,10 @@ def main(argv: list[str] | None = None) -> int:
     stem = "llm_throughput" + (f"_{cli.tag}" if cli.tag else "")
     log = cli.out / f"{stem}.runs.jsonl"
     settings = {k: v for k, v in meta.items() if k != "command"}
-    runs = _read_runs(log, settings, cli.resume)
+    runs = _read_runs(log, settings, cli.resume or cli.summarize)
     done = {(r["rep"], r["contender"]) for r in runs}
     order = list(cli.contenders)
-    for rep in range(cli.reps):
+    for rep in range(0 if cli.summarize else cli.reps):
         for name in order[rep % len(order) :] + order[: rep % len(order)]:
             if (rep, name) in done:
                 continue

@@ -55,5 +55,22 @@ def test_unknown_file_type_and_split(tmp_path):
     (tmp_path / "p.txt").write_text("hi")
     with pytest.raises(ValueError, match="unknown format"):
         load_prompts(str(tmp_path / "p.txt"))
-    with pytest.raises(ValueError, match="unknown built-in split 'test'"):
-        load_prompts("builtin:test")
+    with pytest.raises(ValueError, match="unknown built-in split 'dev'"):
+        load_prompts("builtin:dev")
+
+
+def test_the_builtin_heldout_prompts_split_into_validation_and_test_by_category():
+    """Tuning sees only ``validation`` (2 prompts per category); reported numbers come from
+    ``test`` (the other 98); ``heldout`` is both, in file order; none is a training prompt."""
+    from collections import Counter
+    from importlib.resources import files
+
+    rows = [json.loads(x) for x in (files("windalign.llm") / "builtin_prompts.jsonl").read_text()
+            .splitlines()]  # fmt: skip
+    validation, test = builtin_prompts("validation"), builtin_prompts("test")
+    assert len(validation) == 28 and len(test) == 98 and not set(validation) & set(test)
+    held = set(builtin_prompts("heldout"))
+    assert builtin_prompts("heldout") == [r["prompt"] for r in rows if r["prompt"] in held]
+    assert held == set(validation) | set(test) and not held & set(builtin_prompts("train"))
+    per_category = Counter(r["category"] for r in rows if r["split"] == "validation")
+    assert set(per_category.values()) == {2} and len(per_category) == 14

@@ -157,3 +157,60 @@ def test_wind_evaluate_writes_report_and_results(tmp_path, capsys):
     assert json.loads((out / "status.json").read_text())["status"] == "complete"
     assert "win rate" in capsys.readouterr().out
     assert main([*argv[:-2], "--out", str(out), "--samples", "0"]) == 2
+
+
+def test_best_of_n_keeps_the_oracle_winner_of_n_draws_and_beats_its_own_samples():
+    """``best_of = 4``: each policy sample is the highest-reward draw of 4 (the draws are those
+    of ``4 x samples`` responses under the policy's batch seed), its KL is not estimated, and
+    Best-of-4 of a model beats the model's own samples (count_a has few ties)."""
+    from windalign.llm import rollout
+    from windalign.llm.data import encode_prompts
+    from windalign.llm.evaluate import batch_seed
+
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, seed=2)
+    kw = {"samples": 2, "max_new_tokens": 8, "batch_size": 4, "seed": 3}
+    prompts = PROMPTS * 3
+
+    def sharp(prompts, responses):  # count_a's order, Bradley-Terry probabilities near 0 or 1
+        return [[10 * r for r in row] for row in count_a(prompts, responses)]
+
+    best = evaluate(model, model, tok, prompts, RewardFunctionOracle(sharp), best_of=4, **kw)
+    assert best.summary["kl"] != best.summary["kl"]  # NaN: Best-of-N has no log-probability
+    assert best.summary["win_rate_lo"] > 0.5
+    # the draws, again: the first batch's 4 prompts x 8 responses under the policy's seed
+    eos = rollout.eos_token_ids(model, tok)
+    config = rollout.sampling_config(eos, tok.pad_token_id, temperature=0.7, max_new_tokens=8)
+    torch.manual_seed(batch_seed(3, 0, 0))
+    ids, _ = rollout.generate(model, encode_prompts(tok, prompts[:4], 256, "left"), 8, config, eos)
+    for b, row in enumerate(best.per_prompt[:4]):
+        texts = tok.batch_decode(ids[b], skip_special_tokens=True)
+        rewards = count_a([row["prompt"]], [texts])[0]
+        for g, kept in enumerate(row["policy"]):
+            group = rewards[4 * g : 4 * g + 4]
+            assert count_a([row["prompt"]], [[kept]])[0][0] == max(group)
+    with pytest.raises(ValueError, match="best_of must be an integer >= 1"):
+        evaluate(model, model, tok, prompts, RewardFunctionOracle(count_a), best_of=0)
+
+
+def test_the_trainer_writes_each_prompt_of_each_evaluation(tiny_dir, tmp_path):
+    """``evaluations.jsonl``: one line per evaluation with every held-out prompt's win rate and
+    KL, whose means are the logged ``eval_win_rate`` and ``eval_kl``."""
+    args = WINDConfig(
+        output_dir=str(tmp_path / "run"), use_cpu=True, max_steps=2, per_device_train_batch_size=2,
+        num_samples=2, max_new_tokens=5, save_strategy="no", disable_tqdm=True, beta=0.0,
+        eval_strategy="steps", eval_steps=1, eval_samples=2,
+    )  # fmt: skip
+    WINDTrainer(
+        str(tiny_dir), args=args, preference=count_a, train_dataset=PROMPTS, eval_dataset=PROMPTS
+    ).train()
+    run = tmp_path / "run"
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = {r["step"]: r for r in rows if "eval_win_rate" in r}
+    evals = [json.loads(x) for x in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [1, 2] == sorted(logged)
+    for e in evals:
+        assert [p["index"] for p in e["prompts"]] == list(range(len(PROMPTS)))
+        for key in ("win_rate", "kl"):
+            mean = sum(p[key] for p in e["prompts"]) / len(PROMPTS)
+            assert mean == pytest.approx(logged[e["step"]][f"eval_{key}"], abs=1e-9)

@@ -17,9 +17,9 @@ import torch
 from scipy.optimize import brentq
 from scipy.special import lambertw
 
-from windalign.games import best_of_two
+from windalign.games import best_of_two, bon_distribution
 from windalign.objectives import LOSSES, SampleBatch
-from windalign.objectives.baselines import bon_distill
+from windalign.objectives.baselines import bok_distill, bon_distill
 from windalign.objectives.wind import step_coefficients
 
 N_RESP = 4
@@ -284,6 +284,52 @@ def test_bon_distill_population_minimizer_is_best_of_two(k):
     opt.step(closure)
     pi = torch.softmax(theta, 0).detach().numpy()
     np.testing.assert_allclose(pi, best_of_two(pi_t, P), atol=1e-8)
+
+
+def minimize_over_tuples(loss_fn, pi_t: np.ndarray, prefs_of, k: int) -> np.ndarray:
+    """The tabular policy minimizing the exact expectation of ``loss_fn`` over every k-tuple of
+    samples ~ ``pi_t`` (``prefs_of(tuples) -> [R, k, k]``), by LBFGS in float64."""
+    n = len(pi_t)
+    tuples = np.array(list(itertools.product(range(n), repeat=k)))
+    weight = torch.as_tensor(np.prod(pi_t[tuples], axis=1))
+    prefs = prefs_of(tuples)
+    prefs[:, np.arange(k), np.arange(k)] = np.nan
+    theta = torch.zeros(n, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([theta], max_iter=300, tolerance_grad=1e-14, tolerance_change=1e-16)
+
+    def closure():
+        opt.zero_grad()
+        logp = torch.log_softmax(theta, 0)[torch.as_tensor(tuples)]
+        fixed = logp.detach()
+        loss = loss_fn(SampleBatch(logp, fixed, fixed, torch.as_tensor(prefs), weight=weight)).loss
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return torch.softmax(theta, 0).detach().numpy()
+
+
+@pytest.mark.parametrize("labels", ["hard", "bradley-terry"])
+@pytest.mark.parametrize("k", [3, 4])
+def test_bok_distill_population_minimizer_is_best_of_k(k, labels):
+    """With a reward-ranking oracle (0/1 labels, or Bradley-Terry probabilities) the winner of
+    the k samples is the one of highest reward: minimizing the exact expectation over k-tuples
+    ~ pi_t gives reward Best-of-k of pi_t, which is sharper than Best-of-2 (what the pairs'
+    winners would give)."""
+    rng = np.random.default_rng(10 + k)
+    n = 4
+    r = rng.normal(size=n) * 1.5
+    pi_t = rng.dirichlet(np.ones(n))
+    diff = r[:, None] - r[None, :]
+    P = (diff > 0) + 0.5 * (diff == 0) if labels == "hard" else 1 / (1 + np.exp(-diff))
+
+    def prefs_of(tuples):
+        return np.asarray(P[tuples[:, :, None], tuples[:, None, :]], dtype=np.float64)
+
+    pi = minimize_over_tuples(bok_distill, pi_t, prefs_of, k)
+    target = bon_distribution(pi_t, r, k)
+    np.testing.assert_allclose(pi, target, atol=1e-7)
+    assert np.abs(target - best_of_two(pi_t, P)).max() > 0.02  # Best-of-2 is another target
 
 
 @pytest.mark.parametrize(("eta", "beta"), [(5.0, 0.1), (0.3, 2.0)])

@@ -325,9 +325,9 @@ class RunSettings:
     )
     prompts: str = option(
         "builtin:train",
-        help="training prompts: builtin[:train|:heldout], a .jsonl/.json/.csv/.parquet file, a "
-        "dataset folder or a hub dataset id (org/name, with prompts_split / prompts_subset), "
-        "with a prompt_column; a string",
+        help="training prompts: builtin[:train|:heldout|:validation|:test], a "
+        ".jsonl/.json/.csv/.parquet file, a dataset folder or a hub dataset id (org/name, with "
+        "prompts_split / prompts_subset), with a prompt_column; a string",
         check=lambda v: isinstance(v, str) and bool(v),
     )
     prompts_split: str = option(
@@ -349,7 +349,8 @@ class RunSettings:
     eval_prompts: str | None = option(
         None,
         help="held-out prompts of the periodic evaluation against the initial policy (set "
-        "eval_strategy: steps and eval_steps): builtin:heldout or a file; a string or null",
+        "eval_strategy: steps and eval_steps): builtin:heldout (:validation, :test) or a file; "
+        "a string or null",
         check=lambda v: v is None or (isinstance(v, str) and bool(v)),
     )
     eval_prompt_count: int | None = option(

@@ -4,6 +4,8 @@ A prompt is plain text or a chat (a list of ``{"role", "content"}`` messages, as
 prompt-only datasets have). :func:`load_prompts` takes, tried in this order:
 
 - ``"builtin"``, ``"builtin:train"``, ``"builtin:heldout"``: the set shipped with the package;
+  ``heldout`` is ``"builtin:validation"`` (2 prompts per category, 28, for tuning) followed by
+  ``"builtin:test"`` (the other 98, for reported numbers only);
 - a JSONL / JSON / CSV / parquet file (a missing path with one of these suffixes is an error);
 - a folder: a ``save_to_disk`` dataset (``split`` picks from a ``DatasetDict``) or a folder of
   data files read by ``datasets.load_dataset(folder, subset, split=split)``;
@@ -36,7 +38,8 @@ from typing import Any
 
 Prompt = str | list[dict[str, str]]
 BUILTIN = "builtin"
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "heldout", "validation", "test")
+_PARTS = {"heldout": ("validation", "test")}  # a split made of others, in file order
 _READERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 _FORMS = (
     "'builtin[:split]', a .jsonl/.json/.csv/.parquet file, a dataset folder, a Hugging Face "
@@ -47,12 +50,14 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 def builtin_prompts(split: str | None = None) -> list[str]:
-    """The built-in instructions written for this project (``split``: train, heldout or all)."""
+    """The built-in instructions written for this project (``split``: train, heldout =
+    validation + test, validation, test; None: all)."""
     if split not in (None, *SPLITS):
         raise ValueError(f"unknown built-in split {split!r}; choose one of: {', '.join(SPLITS)}")
     text = (files("windalign.llm") / "builtin_prompts.jsonl").read_text()
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return [r["prompt"] for r in rows if split is None or r["split"] == split]
+    keep = _PARTS.get(split, (split,)) if split is not None else None
+    return [r["prompt"] for r in rows if keep is None or r["split"] in keep]
 
 
 def _rows_from_file(path: Path, column: str) -> list[Any]:
@@ -62,7 +67,8 @@ def _rows_from_file(path: Path, column: str) -> list[Any]:
     if kind is None:
         raise ValueError(
             f"prompt file {str(path)!r} has an unknown format; use one of "
-            f"{', '.join(_READERS)} (or 'builtin', 'builtin:train', 'builtin:heldout')"
+            f"{', '.join(_READERS)} (or 'builtin', 'builtin:train', 'builtin:heldout', "
+            "'builtin:validation', 'builtin:test')"
         )
     if not path.read_bytes().strip():
         raise ValueError(

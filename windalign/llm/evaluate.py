@@ -104,6 +104,7 @@ def evaluate(
     baseline_seed: int | None = None,
     baseline_cache: dict[Any, tuple[list, list]] | None = None,
     share_prompts: bool = True,
+    best_of: int = 1,
 ) -> EvalResult:
     """Win rate of ``policy`` against ``baseline`` on ``prompts`` under ``oracle`` (module doc).
 
@@ -121,7 +122,14 @@ def evaluate(
     a ``baseline_cache`` dict (kept by the caller across calls) they are sampled once and reused.
     ``share_prompts``: each prompt runs once for its samples, in ``generate``'s prefill and in
     the log-prob passes (:func:`windalign.lm.tokens.pack`).
+
+    ``best_of = N > 1`` evaluates Best-of-N of ``policy`` instead: each of its samples is the
+    winner among N draws, the one with the highest mean preference over the other N - 1 under
+    ``oracle`` (the reward's best under a reward oracle; THEORY.md 2). Best-of-N has no tractable
+    log-probability, so its KL is not estimated (NaN).
     """
+    if not (isinstance(best_of, int) and best_of >= 1):
+        raise ValueError(f"best_of must be an integer >= 1, got {best_of!r}")
     eos = rollout.eos_token_ids(policy, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     config = rollout.sampling_config(
@@ -149,15 +157,20 @@ def evaluate(
                     if name == "baseline" and key in cache:
                         drawn[name] = cache[key]
                         continue
+                    n = samples * (best_of if name == "policy" else 1)
                     with contexts[name]():
                         drawn[name] = _sample(
-                            models[name], prompt_ids[start:stop], samples, config, eos,
+                            models[name], prompt_ids[start:stop], n, config, eos,
                             batch_seed(seeds[name], start // batch_size, i), share_prompts,
                         )  # fmt: skip
                 cache[key] = drawn["baseline"]
+                if best_of > 1:
+                    drawn["policy"] = _winners(
+                        drawn["policy"], prompts[start:stop], best_of, tokenizer, oracle
+                    )
                 flat_p = [p for p in prompt_ids[start:stop] for _ in range(samples)]
                 flat_a = [y for ys in drawn["policy"][0] for y in ys]
-                for name, m in models.items():
+                for name, m in models.items() if best_of == 1 else ():
                     with contexts[name]():
                         lp[name] = tokens.logprobs_no_grad(
                             m, flat_p, flat_a, temperature, pad, len(flat_p), share_prompts
@@ -172,6 +185,32 @@ def evaluate(
     return EvalResult(_summary(rows, samples), rows)
 
 
+def _winners(
+    drawn: tuple[list, list], prompts: list[Prompt], n: int, tokenizer: Any, oracle: Any
+) -> tuple[list, list]:
+    """Best-of-``n``: from each prompt's ``samples x n`` draws ``(ids, truncated)``, the winner
+    of each consecutive group of ``n`` (highest mean preference over the group's others; the
+    first of equals)."""
+    ids, cut = drawn
+    total = len(ids[0])
+    pairs = [(g + i, g + j) for g in range(0, total, n) for i in range(n) for j in range(n)
+             if i < j]  # fmt: skip
+    texts = [tokenizer.batch_decode(ys, skip_special_tokens=True) for ys in ids]
+    P = oracle([prompt_text(p) for p in prompts], texts, pairs=pairs).double()
+    known = ~torch.isnan(P)
+    P = torch.where(known, P, 1 - P.transpose(1, 2))  # each pair in both directions
+    best: tuple[list, list] = ([], [])
+    for b in range(len(ids)):
+        picks = []
+        for g in range(0, total, n):
+            block = P[b, g : g + n, g : g + n]
+            score = torch.nanmean(block.masked_fill(torch.eye(n, dtype=torch.bool), torch.nan), -1)
+            picks.append(g + int(torch.nan_to_num(score, nan=-1.0).argmax()))
+        best[0].append([ids[b][k] for k in picks])
+        best[1].append([cut[b][k] for k in picks])
+    return best
+
+
 def _judge(
     prompts: list[Prompt],
     start: int,
@@ -184,7 +223,10 @@ def _judge(
 ) -> list[dict[str, Any]]:
     """Per-prompt rows of one batch: the oracle on every cross pair, the KL terms, lengths."""
     n = stop - start
-    kl = (lp["policy"] - lp["baseline"]).view(n, samples).mean(-1)
+    if lp:
+        kl = (lp["policy"] - lp["baseline"]).view(n, samples).mean(-1)
+    else:  # Best-of-N: no log-probability
+        kl = torch.full((n,), math.nan)
     texts = {
         name: [tokenizer.batch_decode(ys, skip_special_tokens=True) for ys in ids]
         for name, (ids, _) in drawn.items()
@@ -264,7 +306,9 @@ def report(result: EvalResult, title: str, examples: int = 5) -> str:
         f"| win rate P(policy > baseline) | **{s['win_rate']:.3f}** | "
         f"[{s['win_rate_lo']:.3f}, {s['win_rate_hi']:.3f}] |",
         f"| KL(policy \\|\\| baseline), nats per response | {s['kl']:.3f} | "
-        f"[{s['kl_lo']:.3f}, {s['kl_hi']:.3f}] |",
+        f"[{s['kl_lo']:.3f}, {s['kl_hi']:.3f}] |"
+        if math.isfinite(s["kl"])
+        else "| KL(policy \\|\\| baseline) | not estimated (Best-of-N: no log-probability) | |",
         f"| response length (tokens), policy / baseline | {s['length']:.1f} / "
         f"{s['baseline_length']:.1f} | |",
         f"| EOS rate, policy / baseline | {s['eos_rate']:.2f} / {s['baseline_eos_rate']:.2f} | |",

@@ -25,6 +25,8 @@ from windalign.llm import distributed
 from windalign.llm.state import checkpoints, is_complete, mark_complete, resumable_checkpoint
 
 METRICS = "metrics.jsonl"
+#: one line per evaluation: its step and each held-out prompt's win rate and KL (paired analyses)
+EVALUATIONS = "evaluations.jsonl"
 STATE = "windalign_state_{rank}.pt"
 
 
@@ -83,19 +85,21 @@ class ResumableTrainer(Trainer):
             return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
 
     def _clean_run_dir(self, out: Path, resume: str | None) -> None:
-        """Drop incomplete checkpoints and the metrics logged after the resumed step."""
+        """Drop incomplete checkpoints and the metrics and evaluations logged after the resumed
+        step."""
         out.mkdir(parents=True, exist_ok=True)
         for _, folder in checkpoints(out):
             if not is_complete(folder):
                 shutil.rmtree(folder)
         step = int(Path(resume).name.split("-")[1]) if resume else 0
-        metrics, kept = out / METRICS, []
-        if metrics.exists():
-            for line in metrics.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill
-                if row.get("step", 0) <= step:
-                    kept.append(line)
-        metrics.write_text("".join(line + "\n" for line in kept))
+        for log in (out / METRICS, out / EVALUATIONS):
+            kept = []
+            if log.exists():
+                for line in log.read_text().splitlines():
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut by a kill
+                    if row.get("step", 0) <= step:
+                        kept.append(line)
+            log.write_text("".join(line + "\n" for line in kept))

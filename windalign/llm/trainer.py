@@ -34,7 +34,7 @@ from windalign.llm import distributed, rollout
 from windalign.llm.callbacks import RoundProgress, WindCallback
 from windalign.llm.config import WINDConfig
 from windalign.llm.data import encode_prompts, load_prompts, prompt_text
-from windalign.llm.resume import METRICS, ResumableTrainer
+from windalign.llm.resume import EVALUATIONS, METRICS, ResumableTrainer
 from windalign.llm.state import (
     EMAAnchor,
     Round,
@@ -500,6 +500,11 @@ class WINDTrainer(ResumableTrainer):
         self.counters["seconds_evaluate"] += time.perf_counter() - start
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in result.summary.items()}
         self.last_evaluation = result
+        if args.should_save:  # per prompt, for paired comparisons of runs on the same prompts
+            keys = ("index", "win_rate", "kl")
+            rows = [{k: row[k] for k in keys} for row in result.per_prompt]
+            with open(Path(args.output_dir) / EVALUATIONS, "a") as f:
+                f.write(json.dumps({"step": self.state.global_step, "prompts": rows}) + "\n")
         self.log(dict(metrics))
         self.control = self.callback_handler.on_evaluate(args, self.state, self.control, metrics)
         return metrics

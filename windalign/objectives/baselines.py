@@ -1,5 +1,5 @@
 """Baseline objectives on the same SampleBatch: SPPO, J-BOND, Nash-MD, online DPO / IPO, and
-sampled iterated Best-of-N distillation.
+sampled iterated Best-of-N distillation (Best-of-2 from pairs, Best-of-K from all K samples).
 
 THEORY.md section 5 ("Baselines on the same sample interface"). Notation as in
 :mod:`windalign.objectives.wind`: ``s = logp - logp_old``, ``c = eta / (1 + eta beta)``,
@@ -221,6 +221,8 @@ def ipo(batch: SampleBatch, beta: float) -> LossOutput:
 def bon_distill(batch: SampleBatch) -> LossOutput:
     """Sampled Best-of-2 distillation: likelihood of the winner of every queried pair.
 
+    The Best-of-2 variant of iterated Best-of-N (:func:`bok_distill` is Best-of-K).
+
     ``L = -(1 / n_pairs) sum_{i != j queried} o_ij log pi_theta(y_i)`` per prompt (each
     unordered pair contributes its winner, or with soft labels its expectation). With samples
     i.i.d. from ``pi_t`` its population minimizer is ``Bo2(pi_t) = 2 pi_t w_t`` (THEORY.md 2), so
@@ -237,3 +239,30 @@ def bon_distill(batch: SampleBatch) -> LossOutput:
     per_prompt = -(torch.where(valid, o, 0) * logp[:, :, None]).sum((-1, -2)) / n_pairs.clamp(1)
     stats = sample_stats(batch, *batch.win_rate_estimates(), sampled=batch.mask)
     return LossOutput(prompt_mean(per_prompt, n_pairs > 0, batch), stats)
+
+
+def bok_distill(batch: SampleBatch) -> LossOutput:
+    """Sampled Best-of-K distillation: likelihood of the winner among all K samples of a prompt.
+
+    The winner is the sample with the highest estimated win rate against the others,
+    ``k* = argmax_k w_hat_k`` with ``w_hat_k = mean_{j != k} o_kj`` (ties share the weight
+    equally); ``L = -log pi_theta(y_k*)`` per prompt. When the oracle ranks by a reward ``r``
+    (0/1 labels ``1[r_k > r_j]``, or Bradley-Terry ``sigmoid(r_k - r_j)``: both increasing in
+    ``r_k``), the winner is the sample of highest reward, so with samples i.i.d. from ``pi_t``
+    the population minimizer is ``BoK(pi_t)(y) = F(y)^K - F_(y)^K`` (reward CDF at and below
+    ``y``; THEORY.md 2): iterating it is sampled iterated Best-of-K. Under a non-transitive
+    oracle the winner is the K samples' Borda winner. ``logp [B, K]``; ``logp_old`` and
+    ``logp_ref`` are not used. Sampling ``"policy"`` (every pair queried).
+
+    >>> round(bok_distill(_doc_batch()).loss.item(), 4)  # sample 0 wins both: -log 0.5
+    0.6931
+    """
+    w, valid = batch.win_rate_estimates()
+    score = w.masked_fill(~valid, -torch.inf)
+    best = score.max(-1, keepdim=True).values
+    winner = (score == best) & valid
+    weight = winner / winner.sum(-1, keepdim=True).clamp(min=1)
+    logp = batch.logp.masked_fill(~batch.mask, 0)
+    per_prompt = -(weight * logp).sum(-1)
+    stats = sample_stats(batch, w, valid, sampled=batch.mask)
+    return LossOutput(prompt_mean(per_prompt, valid.any(-1), batch), stats)

@@ -19,7 +19,7 @@ Sampling conventions:
 
 >>> LOSSES.names()
 ['wind-squared', 'wind-kl', 'wind-nce', 'sppo', 'sppo-hard', 'jbond', 'nash-md', 'dpo', 'ipo',
- 'bon-distill']
+ 'bon-distill', 'bok-distill']
 >>> LOSSES["wind-kl"].defaults
 {'eta': 1.0, 'beta': 0.1}
 """
@@ -148,6 +148,7 @@ _register(
 _register("dpo", baselines.dpo, "policy", {"beta": 0.1}, ranges=_POSITIVE_BETA)
 _register("ipo", baselines.ipo, "policy", {"beta": 0.1}, ranges=_POSITIVE_BETA)
 _register("bon-distill", baselines.bon_distill, "policy", {})
+_register("bok-distill", baselines.bok_distill, "policy", {})
 
 
 def loss_table() -> str:

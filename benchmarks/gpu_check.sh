@@ -7,15 +7,17 @@
 # 2. tests.txt    the LLM tests on CUDA: pytest tests/llm without test_distributed.py (gloo,
 #                 CPU processes) and test_resume.py (exact resume on CPU, in subprocesses), with
 #                 benchmarks/gpu_check_plugin.py (WINDConfig.use_cpu forced off, so the
-#                 in-process trainers run on cuda:0); at most TESTS_S seconds (default 210)
+#                 in-process trainers run on cuda:0); at most TESTS_S seconds (default 150)
 # 3. bench.json   a few WIND rounds in bf16 on a randomly initialized ~0.5B Llama
 #    bench.txt    (benchmarks/gpu_bench.py): samples/s, peak GPU memory, seconds per phase;
-#    metrics.jsonl the trainer's log; at most BENCH_S seconds (default 180)
-# 4. llm_throughput_gpu.json / .md   benchmarks/llm_throughput.py on the GPU: WIND's trainer vs
-#                 TRL's OnlineDPOTrainer vs the generate + forward/backward floor, on the
+#    metrics.jsonl the trainer's log; at most BENCH_S seconds (default 120)
+# 4. llm_throughput_gpu.json / .md   benchmarks/llm_throughput.py on the GPU at equal work
+#                 (fixed-length samples, 3 interleaved repetitions of 5 measured steps): WIND's
+#                 trainer (prompts shared and not) vs TRL's OnlineDPOTrainer vs the floor, on the
 #                 SmolLM2-135M architecture with random weights (folder $GPU_MODEL: its config
 #                 and tokenizer, no weights) and the heuristic oracle; its log is appended to
-#                 bench.txt; at most TP_S seconds (default 150); skipped without $GPU_MODEL or trl
+#                 bench.txt; at most TP_S seconds (default 270; a cut run's finished repetitions
+#                 are kept: rerun with --resume); skipped without $GPU_MODEL or trl
 # 5. summary.md   exit codes and the headline numbers
 #
 # Fails soft: every part runs under `timeout`, a failing part is recorded and the next one runs,
@@ -30,9 +32,9 @@ cd "$ROOT" || exit 0
 OUT="${OUT:-$ROOT/runs/gpu_check}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
-TESTS_S="${TESTS_S:-210}"
-BENCH_S="${BENCH_S:-180}"
-TP_S="${TP_S:-150}"
+TESTS_S="${TESTS_S:-150}"
+BENCH_S="${BENCH_S:-120}"
+TP_S="${TP_S:-270}"
 GPU_MODEL="${GPU_MODEL:-$ROOT/.gpu-model}"
 WHEELS="${WHEELS:-$ROOT/.gpu-wheels}"
 export PYTHONPATH="$ROOT:$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
@@ -113,9 +115,13 @@ EOF
 fi
 # ---- 4. throughput against TRL (issue 9) -----------------------------------------------------
 if [ -f "$GPU_MODEL/config.json" ] && "$PY" -c "import trl" 2>/dev/null; then
-  timeout -k 10 "$TP_S" "$PY" benchmarks/llm_throughput.py --out "$OUT" --tag gpu --device cuda \
-    --random-init "$GPU_MODEL" --preference heuristic >> "$OUT/bench.txt" 2>&1
+  TP=(benchmarks/llm_throughput.py --out "${TMPDIR:-/tmp}/wind-tp" --tag gpu --device cuda
+      --contenders wind wind-unshared trl floor --random-init "$GPU_MODEL" --preference heuristic)
+  timeout -k 10 "$TP_S" "$PY" "${TP[@]}" >> "$OUT/bench.txt" 2>&1
   RC=$?
+  # a cut run still summarizes its finished repetitions; the per-run log stays behind
+  "$PY" "${TP[@]}" --summarize >> "$OUT/bench.txt" 2>&1
+  cp "${TMPDIR:-/tmp}/wind-tp/llm_throughput_gpu.json" "${TMPDIR:-/tmp}/wind-tp/llm_throughput_gpu.md" "$OUT/" 2>/dev/null
   note "- throughput (benchmarks/llm_throughput.py, ${TP_S} s limit): exit $RC$([ $RC = 124 ] && echo ' (time limit)')"
   [ -f "$OUT/llm_throughput_gpu.md" ] && grep '^| ' "$OUT/llm_throughput_gpu.md" | tee -a "$SUMMARY"
 else

@@ -156,6 +156,7 @@ def run_trl(lr: float, seed: int, path: Path, overrides: dict[str, Any] | None =
     from windalign.llm.config import WINDConfig
     from windalign.llm.data import load_prompts
     from windalign.llm.evaluate import evaluate
+    from windalign.llm.trainer import evaluation_seeds
     from windalign.lm.loading import resolve_model
     from windalign.preferences import as_oracle
     from windalign.rundir import atomic_write_json
@@ -214,10 +215,8 @@ def run_trl(lr: float, seed: int, path: Path, overrides: dict[str, Any] | None =
                                    "oracle_calls": 16.0 * step}  # fmt: skip
             if step % demo["eval_steps"] == 0:
                 start = time.perf_counter()
-                # the evaluation seeds of wind train at this step (WINDTrainer._seed(step, 1)
-                # and the baseline's _seed(0, 1, 1)): the same initial-model samples
-                eval_seed = int(np.random.SeedSequence([seed, step, 1, 0]).generate_state(1)[0])
-                base_seed = int(np.random.SeedSequence([seed, 0, 1, 1]).generate_state(1)[0])
+                # wind train's evaluation seeds at this step: the same initial-model samples
+                eval_seed, base_seed = evaluation_seeds(seed, step)
                 result = evaluate(  # as WINDTrainer.evaluate with WINDConfig's defaults
                     model, ref, tokenizer, evals, oracle, samples=defaults["eval_samples"],
                     temperature=demo["temperature"], max_new_tokens=demo["max_new_tokens"],

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,6 +57,7 @@ TUNE_STEPS, FINAL_STEPS = 24, 48
 SEEDS = (0, 1, 2)
 BEST_OF = (2, 4)
 SUMMARY_FILES = ("config.yaml", "metrics.jsonl", "evaluations.jsonl", "status.json")
+GIT = threading.Lock()  # two workers finishing together commit one after the other
 
 
 def grid(method: str) -> list[dict[str, float]]:
@@ -116,8 +119,9 @@ def run(out: Path, stage: str, method: str, setting: dict[str, float], seed: int
             code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
         what = "done" if code == 0 else f"FAILED (exit {code}, see {log})"
         print(f"{what} {path.relative_to(out)} in {time.perf_counter() - start:.0f} s", flush=True)
-        if code != 0:
-            return
+        if code != 0:  # summarized as failed: tuning scores it -inf and goes on
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "status.json").write_text(json.dumps({"status": "failed", "exit": code}))
     keep(path, out, summaries, commit, {"stage": stage, "method": method, "seed": seed,
                                         **setting})  # fmt: skip
 
@@ -125,7 +129,7 @@ def run(out: Path, stage: str, method: str, setting: dict[str, float], seed: int
 def keep(path: Path, out: Path, summaries: Path, commit: bool, what: dict[str, Any]) -> None:
     """Copy a finished run's small files under ``summaries`` (and commit them)."""
     dest = summaries / path.relative_to(out)
-    if (dest / "status.json").is_file():
+    if finished(dest):  # a failed run's summary is replaced once a retry finishes
         return
     dest.mkdir(parents=True, exist_ok=True)
     for name in SUMMARY_FILES:
@@ -136,17 +140,24 @@ def keep(path: Path, out: Path, summaries: Path, commit: bool, what: dict[str, A
         shutil.copy2(config, dest / "config.yaml")
     (dest / "run.json").write_text(json.dumps(what, sort_keys=True) + "\n")
     if commit:
-        subprocess.run(["git", "add", str(dest)], cwd=ROOT, check=True)
         message = f"llm sweep: {dest.relative_to(summaries)} finished"
-        subprocess.run(["git", "commit", "-q", "-m", message, "--", str(dest)], cwd=ROOT,
-                       check=True)  # fmt: skip
+        with GIT:
+            subprocess.run(["git", "add", str(dest)], cwd=ROOT, check=True)
+            subprocess.run(["git", "commit", "-q", "-m", message, "--", str(dest)], cwd=ROOT,
+                           check=True)  # fmt: skip
 
 
 def final_value(summary: Path) -> float:
-    """The last evaluation's win rate of a run summary (NaN when it has none)."""
-    rows = [json.loads(x) for x in (summary / "metrics.jsonl").read_text().splitlines() if x]
-    evals = [r["eval_win_rate"] for r in rows if "eval_win_rate" in r]
-    return float(evals[-1]) if evals else float("nan")
+    """The last evaluation's win rate of a run summary; -inf for a failed run or one without
+    a finite evaluation (it cannot be chosen)."""
+    if json.loads((summary / "status.json").read_text()).get("status") != "complete":
+        return -math.inf
+    metrics = summary / "metrics.jsonl"
+    rows = (
+        [json.loads(x) for x in metrics.read_text().splitlines() if x] if metrics.exists() else []
+    )
+    evals = [float(r["eval_win_rate"]) for r in rows if "eval_win_rate" in r]
+    return evals[-1] if evals and math.isfinite(evals[-1]) else -math.inf
 
 
 def chosen(summaries: Path, method: str) -> dict[str, float] | None:
@@ -164,13 +175,13 @@ def chosen(summaries: Path, method: str) -> dict[str, float] | None:
 def targets(out: Path, summaries: Path, commit: bool) -> None:
     """Best-of-2 and Best-of-4 of the initial model against it on ``builtin:test``, per seed,
     with the baseline samples its trained runs meet (``WINDTrainer._seed(0, 1, 1)``)."""
-    import numpy as np
     import torch
     from llm_results import base_config
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from windalign.llm.data import load_prompts
     from windalign.llm.evaluate import evaluate
+    from windalign.llm.trainer import derived_seed, evaluation_seeds
     from windalign.lm.loading import resolve_model
     from windalign.preferences import as_oracle
 
@@ -183,7 +194,7 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
     prompts = load_prompts(stage_config("final")["eval_prompts"], "prompt")
     for seed in SEEDS:
         cache: dict[Any, Any] = {}
-        base_seed = int(np.random.SeedSequence([seed, 0, 1, 1]).generate_state(1)[0])
+        _, base_seed = evaluation_seeds(seed, 0)  # the trained runs' initial-model samples
         for n in BEST_OF:
             path = out / "targets" / f"best-of-{n}" / f"seed{seed}"
             if not finished(path):
@@ -191,7 +202,7 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
                 result = evaluate(
                     model, model, tokenizer, prompts, oracle, samples=2,
                     temperature=demo["temperature"], max_new_tokens=demo["max_new_tokens"],
-                    seed=int(np.random.SeedSequence([seed, n, 2]).generate_state(1)[0]),
+                    seed=derived_seed(seed, n, 2),
                     baseline_seed=base_seed, baseline_cache=cache, best_of=n,
                 )  # fmt: skip
                 path.mkdir(parents=True, exist_ok=True)

@@ -442,7 +442,8 @@ def _ratio(entry: dict[str, Any], base: str, key: str = "samples_per_second") ->
     if r is None:
         return "n/a"
     mark = " ~" if r["min"] <= 1 <= r["max"] else ""  # the range holds 1: no difference shown
-    return _cell(r) + mark
+    few = f" (n={r['n']})" if r["n"] < 3 else ""  # too few repetitions for a range to mean much
+    return _cell(r) + mark + few
 
 
 def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -462,7 +463,9 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"{meta['reps']} repetitions planned, interleaved (rotated order; `runs`: measured). "
         "Cells: median [min, max] over the repetitions; ratios are taken within each "
         "repetition, then summarized; `~` marks a ratio whose range holds 1 (no difference "
-        "shown).",
+        "shown), `(n=...)` one from fewer than 3 repetitions. With 3 repetitions a range that "
+        "excludes 1 still happens 1 time in 4 by chance when nothing differs: read a ratio as "
+        "a difference only when its whole range is far from 1.",
         "",
         "| contender | runs | samples/s | tokens/s | x TRL | x TRL defaults | x floor | "
         "x unshared | peak memory (GiB) | memory x TRL |",
@@ -506,9 +509,12 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "its `other` is 0 by construction. Queries: WIND compares all 6 pairs of a prompt's 4 "
         "samples, TRL one pair per prompt; with a reward-model oracle both score every sample "
         "once, so samples/s is the like-for-like rate (at fixed length tokens/s gives the same "
-        "ratios). Peak memory on CPU is the process's peak resident set (policy, reference "
-        "where the method uses one, optimizer state, activations, the oracle's model, Python); "
-        "the floor has no reference and no oracle.",
+        "ratios). WIND and TRL differ in design as well as implementation at the same 16 "
+        "samples per step (WIND: 4 prompts x 4 samples, each prompt shared by its 4; TRL: 8 "
+        "prompts x 2): `x TRL` is the cost per sample of each trainer as a user runs it. Peak "
+        "memory on CPU is the process's peak resident set (policy, reference where the method "
+        "uses one, optimizer state, activations, the oracle's model, Python and the libraries "
+        "it imports: TRL's and datasets' too); the floor has no reference and no oracle.",
     ]
     return "\n".join(lines) + "\n"
 

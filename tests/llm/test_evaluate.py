@@ -214,3 +214,22 @@ def test_the_trainer_writes_each_prompt_of_each_evaluation(tiny_dir, tmp_path):
         for key in ("win_rate", "kl"):
             mean = sum(p[key] for p in e["prompts"]) / len(PROMPTS)
             assert mean == pytest.approx(logged[e["step"]][f"eval_{key}"], abs=1e-9)
+
+
+def test_best_of_n_takes_the_first_of_equals_and_reads_one_way_answers_both_ways():
+    """``_winners``: in each group of N the highest mean preference wins; a pair answered in one
+    direction counts both ways; among equals the first draw is kept."""
+    from windalign.llm.evaluate import _winners
+
+    tok = tiny_tokenizer()
+    ids = [[[5], [6], [7], [8]]]  # one prompt, 2 groups of N = 2
+    cut = [[False, True, False, True]]
+
+    def oracle(prompts, texts, pairs):
+        P = torch.full((1, 4, 4), float("nan"))
+        P[0, 0, 1] = 0.2  # group 0: draw 1 beats draw 0 (answered as (0, 1) only)
+        P[0, 2, 3] = 0.5  # group 1: a tie, the first is kept
+        return P
+
+    kept, truncated = _winners((ids, cut), ["x"], 2, tok, oracle)
+    assert kept == [[[6], [7]]] and truncated == [[True, False]]

@@ -84,3 +84,17 @@ def test_a_finished_run_keeps_its_small_files_only(sweep, tmp_path):
     assert names == ["config.yaml", "evaluations.jsonl", "metrics.jsonl", "run.json",
                      "status.json"]  # fmt: skip
     assert (dest / "config.yaml").read_text() == "objective: dpo\n"
+
+
+def test_a_failed_setting_is_never_chosen_and_a_retry_replaces_its_summary(sweep, tmp_path):
+    settings = sweep.grid("dpo")
+    for setting, win in zip(settings, (0.52, 0.6, 0.55), strict=True):
+        summary(tmp_path / "tune" / "dpo" / sweep.setting_name(setting) / "seed0", win)
+    best = tmp_path / "tune" / "dpo" / sweep.setting_name(settings[1]) / "seed0"
+    (best / "status.json").write_text('{"status": "failed", "exit": 1}')
+    assert sweep.chosen(tmp_path, "dpo") == settings[2]
+    out = tmp_path / "runs"
+    retry = out / "tune" / "dpo" / sweep.setting_name(settings[1]) / "seed0"
+    summary(retry, 0.6)
+    sweep.keep(retry, out, tmp_path, False, {"stage": "tune"})
+    assert sweep.chosen(tmp_path, "dpo") == settings[1]

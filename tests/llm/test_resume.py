@@ -102,3 +102,20 @@ def test_sigkill_then_resume_ends_with_the_same_weights(tiny_dir, tmp_path, obje
     ]
     assert rows(killed) == rows(tmp_path / "straight")
     assert json.loads((killed / "status.json").read_text())["status"] == "complete"
+
+
+def test_resuming_cuts_the_metrics_and_the_evaluations_back_to_the_checkpoint(tmp_path):
+    """Rows logged after the resumed step (a killed run's) go; a run without evaluations gets
+    no evaluations.jsonl."""
+    from windalign.llm.resume import EVALUATIONS, METRICS, ResumableTrainer
+
+    for name in (METRICS, EVALUATIONS):
+        rows = [json.dumps({"step": s}) for s in (1, 2, 3, 4)] + ['{"step": 5, "cut by a ki']
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+    ResumableTrainer._clean_run_dir(None, tmp_path, str(tmp_path / "checkpoint-2"))
+    for name in (METRICS, EVALUATIONS):
+        steps = [json.loads(x)["step"] for x in (tmp_path / name).read_text().splitlines()]
+        assert steps == [1, 2], name
+    fresh = tmp_path / "fresh"
+    ResumableTrainer._clean_run_dir(None, fresh, None)
+    assert (fresh / METRICS).read_text() == "" and not (fresh / EVALUATIONS).exists()

@@ -309,7 +309,16 @@ def minimize_over_tuples(loss_fn, pi_t: np.ndarray, prefs_of, k: int) -> np.ndar
     return torch.softmax(theta, 0).detach().numpy()
 
 
-@pytest.mark.parametrize("labels", ["hard", "bradley-terry"])
+def test_bok_distill_splits_a_tie_among_the_tied_winners():
+    """Samples 0 and 2 tie for the best (each beats sample 1, they draw): each carries half of
+    the prompt's weight."""
+    logp = torch.log(torch.tensor([[0.2, 0.3, 0.5]], dtype=F64)).requires_grad_()
+    prefs = torch.tensor([[[0.5, 1, 0.5], [0, 0.5, 0], [0.5, 1, 0.5]]], dtype=F64)
+    bok_distill(SampleBatch(logp, logp.detach(), logp.detach(), prefs)).loss.backward()
+    torch.testing.assert_close(logp.grad, torch.tensor([[-0.5, 0.0, -0.5]], dtype=F64))
+
+
+@pytest.mark.parametrize("labels", ["hard", "bradley-terry", "tied rewards"])
 @pytest.mark.parametrize("k", [3, 4])
 def test_bok_distill_population_minimizer_is_best_of_k(k, labels):
     """With a reward-ranking oracle (0/1 labels, or Bradley-Terry probabilities) the winner of
@@ -319,9 +328,11 @@ def test_bok_distill_population_minimizer_is_best_of_k(k, labels):
     rng = np.random.default_rng(10 + k)
     n = 4
     r = rng.normal(size=n) * 1.5
+    if labels == "tied rewards":  # two different responses share the top reward
+        r[np.argsort(r)[-2]] = r.max()
     pi_t = rng.dirichlet(np.ones(n))
     diff = r[:, None] - r[None, :]
-    P = (diff > 0) + 0.5 * (diff == 0) if labels == "hard" else 1 / (1 + np.exp(-diff))
+    P = (diff > 0) + 0.5 * (diff == 0) if labels != "bradley-terry" else 1 / (1 + np.exp(-diff))
 
     def prefs_of(tuples):
         return np.asarray(P[tuples[:, :, None], tuples[:, None, :]], dtype=np.float64)

@@ -4,8 +4,8 @@ A prompt is plain text or a chat (a list of ``{"role", "content"}`` messages, as
 prompt-only datasets have). :func:`load_prompts` takes, tried in this order:
 
 - ``"builtin"``, ``"builtin:train"``, ``"builtin:heldout"``: the set shipped with the package;
-  ``heldout`` is ``"builtin:validation"`` (2 prompts per category, 28, for tuning) followed by
-  ``"builtin:test"`` (the other 98, for reported numbers only);
+  ``heldout`` is ``"builtin:validation"`` (the last 2 prompts of each category, 28, for
+  tuning) and ``"builtin:test"`` (the other 98, for reported numbers only), in file order;
 - a JSONL / JSON / CSV / parquet file (a missing path with one of these suffixes is an error);
 - a folder: a ``save_to_disk`` dataset (``split`` picks from a ``DatasetDict``) or a folder of
   data files read by ``datasets.load_dataset(folder, subset, split=split)``;

@@ -92,14 +92,16 @@ class ResumableTrainer(Trainer):
             if not is_complete(folder):
                 shutil.rmtree(folder)
         step = int(Path(resume).name.split("-")[1]) if resume else 0
+        out.joinpath(METRICS).touch()
         for log in (out / METRICS, out / EVALUATIONS):
+            if not log.exists():
+                continue
             kept = []
-            if log.exists():
-                for line in log.read_text().splitlines():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut by a kill
-                    if row.get("step", 0) <= step:
-                        kept.append(line)
+            for line in log.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill
+                if row.get("step", 0) <= step:
+                    kept.append(line)
             log.write_text("".join(line + "\n" for line in kept))

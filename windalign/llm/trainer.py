@@ -90,6 +90,23 @@ def _load_model(model: Any, args: WINDConfig, what: str) -> PreTrainedModel:
     return model
 
 
+def derived_seed(seed: int, *keys: int) -> int:
+    """A seed that is a function of ``(seed, keys)`` only.
+
+    >>> derived_seed(0, 1) == derived_seed(0, 1) != derived_seed(0, 2)
+    True
+    """
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+def evaluation_seeds(seed: int, step: int) -> tuple[int, int]:
+    """``(policy, baseline)`` sampling seeds of the evaluation at ``step`` of a run seeded
+    ``seed``, the same on every process; the baseline's (the initial policy's) does not depend
+    on the step, so every evaluation of a run, and every run of that seed, meets the same
+    baseline samples (benchmarks reuse it to compare other trainers on the same samples)."""
+    return derived_seed(seed, step, 1), derived_seed(seed, 0, 1, 1)
+
+
 class WINDTrainer(ResumableTrainer):
     """Train a causal LM with any objective of ``windalign.objectives.LOSSES`` (THEORY.md 8).
 
@@ -232,8 +249,7 @@ class WINDTrainer(ResumableTrainer):
     def _seed(self, *keys: int, per_process: bool = True) -> int:
         """A seed that is a function of (seed, keys, process) only: rounds replay exactly.
         ``per_process=False``: the same seed on every process (the sharded evaluation)."""
-        entropy = [self.args.seed, *keys, *([self.args.process_index] if per_process else [])]
-        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+        return derived_seed(self.args.seed, *keys, *([self.args.process_index] * per_process))
 
     # ---- one round: sample, score, record -----------------------------------------------------
 
@@ -294,7 +310,7 @@ class WINDTrainer(ResumableTrainer):
             self.args.temperature,
             self.pad_id,
             self.args.generation_batch_size * self.args.num_samples,
-            self.args.share_prompt_cache,
+            self._share,  # as the training pass: every log-prob of a round in one regime
         ).double()
 
     def rollout_round(self, r: int) -> Round:
@@ -475,6 +491,7 @@ class WINDTrainer(ResumableTrainer):
             raise ValueError("evaluation needs prompts: pass eval_dataset to WINDTrainer")
         args = self.args
         reference, context = self._reference()
+        policy_seed, baseline_seed = evaluation_seeds(args.seed, self.state.global_step)
         start = time.perf_counter()
         with distributed.gathered_for_generation(self, with_reference=True):
             result = evaluate(
@@ -488,8 +505,8 @@ class WINDTrainer(ResumableTrainer):
                 max_new_tokens=args.max_new_tokens,
                 max_prompt_length=args.max_prompt_length,
                 batch_size=args.generation_batch_size,
-                seed=self._seed(self.state.global_step, 1, per_process=False),  # its own stream
-                baseline_seed=self._seed(0, 1, 1, per_process=False),  # the same at every step
+                seed=policy_seed,  # its own stream
+                baseline_seed=baseline_seed,  # the same at every step
                 baseline_cache=self._baseline_samples,  # the initial policy's: sampled once
                 share_prompts=args.share_prompt_cache,
                 baseline_context=context,

@@ -49,9 +49,12 @@ def position_ids(attention_mask: Tensor) -> Tensor:
 def cache_kwarg(model: Any) -> str:
     """The name ``model.forward`` takes (and its output returns) the KV cache under: ``cache``
     (transformers >= 5.2x) or ``past_key_values`` (earlier). Looks through DDP / DeepSpeed
-    (``.module``) and peft (``get_base_model``) wrappers."""
-    while hasattr(model, "module") and not hasattr(model, "get_base_model"):
-        model = model.module
+    (``.module``), ``torch.compile`` (``._orig_mod``) and peft (``get_base_model``) wrappers."""
+    while not hasattr(model, "get_base_model"):
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            break
+        model = inner
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     params = inspect.signature(type(base).forward).parameters
     return "cache" if "cache" in params else "past_key_values"
@@ -150,7 +153,8 @@ def response_token_logprobs(model: Any, batch: dict[str, Any], temperature: floa
         logits_to_keep=R + 1,
         use_cache=False,
     )
-    return token_logprobs(out.logits[:, :-1], batch["input_ids"][:, width:], temperature)
+    logits = out.logits[:, -(R + 1) : -1]  # also if a model computed every position
+    return token_logprobs(logits, batch["input_ids"][:, width:], temperature)
 
 
 def _shared_prompt_logprobs(model: Any, batch: dict[str, Any], temperature: float) -> Tensor:
@@ -168,7 +172,7 @@ def _shared_prompt_logprobs(model: Any, batch: dict[str, Any], temperature: floa
     )
     cache = prompt[name]
     cache.reorder_cache(group)
-    first = token_logprobs(prompt.logits[group], targets[:, :1], temperature)
+    first = token_logprobs(prompt.logits[:, -1:][group], targets[:, :1], temperature)
     if targets.shape[1] == 1:
         return first
     out = model(
@@ -179,7 +183,7 @@ def _shared_prompt_logprobs(model: Any, batch: dict[str, Any], temperature: floa
         use_cache=True,
         **{name: cache},
     )
-    rest = token_logprobs(out.logits[:, :-1], targets[:, 1:], temperature)
+    rest = token_logprobs(out.logits[:, -targets.shape[1] : -1], targets[:, 1:], temperature)
     return torch.cat([first, rest], dim=1)
 
 

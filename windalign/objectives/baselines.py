@@ -249,8 +249,10 @@ def bok_distill(batch: SampleBatch) -> LossOutput:
     equally); ``L = -log pi_theta(y_k*)`` per prompt. When the oracle ranks by a reward ``r``
     (0/1 labels ``1[r_k > r_j]``, or Bradley-Terry ``sigmoid(r_k - r_j)``: both increasing in
     ``r_k``), the winner is the sample of highest reward, so with samples i.i.d. from ``pi_t``
-    the population minimizer is ``BoK(pi_t)(y) = F(y)^K - F_(y)^K`` (reward CDF at and below
-    ``y``; THEORY.md 2): iterating it is sampled iterated Best-of-K. Under a non-transitive
+    the population minimizer is reward Best-of-K, ``BoK(pi_t)(y) = pi_t(y) / pi_t(r(y)) (F^K -
+    F_^K)`` with ``F``, ``F_`` the mass of rewards at most and strictly below ``r(y)`` and
+    ``pi_t(r(y))`` the mass of ``y``'s reward level (THEORY.md 2): iterating it is sampled
+    iterated Best-of-K. Under a non-transitive
     oracle the winner is the K samples' Borda winner. ``logp [B, K]``; ``logp_old`` and
     ``logp_ref`` are not used. Sampling ``"policy"`` (every pair queried).
 

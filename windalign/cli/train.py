@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import os
 import sys
 import time
 from dataclasses import fields
@@ -259,6 +260,10 @@ def run(args: argparse.Namespace) -> int:
     # the process group is torn down before exit: a gloo rank left to the interpreter's exit
     # can abort ("terminate called without an active exception") under load (CI, stop 22)
     trainer.accelerator.end_training()
+    if not main:  # a secondary rank is done (the main one writes and reports): leave without
+        sys.stdout.flush()  # the interpreter's teardown, where that abort still happened under
+        sys.stderr.flush()  # load after the process group was destroyed (stop 23)
+        os._exit(0)
     if main:
         print(f"wrote {out}/: {_written(out)}")
     return 0

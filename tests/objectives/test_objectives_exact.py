@@ -257,35 +257,6 @@ def test_exact_step_agrees_with_games_solver():
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("k", [2, 3])
-def test_bon_distill_population_minimizer_is_best_of_two(k):
-    """Minimizing the exact expectation over k-tuples ~ pi_t and soft labels gives Bo2(pi_t)."""
-    rng = np.random.default_rng(k)
-    n = 4
-    s = rng.normal(size=(n, n))
-    P = 1 / (1 + np.exp(-(s - s.T)))
-    pi_t = rng.dirichlet(np.ones(n))
-    tuples = np.array(list(itertools.product(range(n), repeat=k)))  # every k-tuple of actions
-    weight = torch.as_tensor(np.prod(pi_t[tuples], axis=1))
-    prefs = P[tuples[:, :, None], tuples[:, None, :]]
-    prefs[:, np.arange(k), np.arange(k)] = np.nan
-    theta = torch.zeros(n, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([theta], max_iter=200, tolerance_grad=1e-14, tolerance_change=1e-16)
-
-    def closure():
-        opt.zero_grad()
-        logp = torch.log_softmax(theta, 0)[torch.as_tensor(tuples)]
-        fixed = logp.detach()
-        batch = SampleBatch(logp, fixed, fixed, torch.as_tensor(prefs), weight=weight)
-        loss = bon_distill(batch).loss
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    pi = torch.softmax(theta, 0).detach().numpy()
-    np.testing.assert_allclose(pi, best_of_two(pi_t, P), atol=1e-8)
-
-
 def minimize_over_tuples(loss_fn, pi_t: np.ndarray, prefs_of, k: int) -> np.ndarray:
     """The tabular policy minimizing the exact expectation of ``loss_fn`` over every k-tuple of
     samples ~ ``pi_t`` (``prefs_of(tuples) -> [R, k, k]``), by LBFGS in float64."""
@@ -316,6 +287,20 @@ def test_bok_distill_splits_a_tie_among_the_tied_winners():
     prefs = torch.tensor([[[0.5, 1, 0.5], [0, 0.5, 0], [0.5, 1, 0.5]]], dtype=F64)
     bok_distill(SampleBatch(logp, logp.detach(), logp.detach(), prefs)).loss.backward()
     torch.testing.assert_close(logp.grad, torch.tensor([[-0.5, 0.0, -0.5]], dtype=F64))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_bon_distill_population_minimizer_is_best_of_two(k):
+    """Minimizing the exact expectation over k-tuples ~ pi_t and soft labels gives Bo2(pi_t)."""
+    rng = np.random.default_rng(k)
+    n = 4
+    s = rng.normal(size=(n, n))
+    P = 1 / (1 + np.exp(-(s - s.T)))
+    pi_t = rng.dirichlet(np.ones(n))
+    pi = minimize_over_tuples(
+        bon_distill, pi_t, lambda tuples: P[tuples[:, :, None], tuples[:, None, :]], k
+    )
+    np.testing.assert_allclose(pi, best_of_two(pi_t, P), atol=1e-8)
 
 
 @pytest.mark.parametrize("labels", ["hard", "bradley-terry", "tied rewards"])

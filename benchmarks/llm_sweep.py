@@ -12,11 +12,14 @@ learning rate; J-BOND 3 samples) with its method's objective, trained on ``built
 * ``targets``: the initial model's Best-of-2 and Best-of-4 (N draws, the oracle's winner)
   against the initial model on ``builtin:test``, for each seed the same initial-model samples the
   trained runs of that seed meet (``wind evaluate --best-of`` computes the same).
-* ``tune``: every method on its grid (:data:`GRID`: 3 learning rates x its own knob), one seed,
-  :data:`TUNE_STEPS` steps, evaluated at the end on ``builtin:validation`` (never reported);
-  the setting with the highest validation win rate is chosen.
+* ``tune``: every method the same way, one seed, :data:`TUNE_STEPS` steps, evaluated at the end
+  on ``builtin:validation`` (never reported): first the learning rates (:data:`LEARNING_RATES`)
+  with its own knob at its first value (:data:`KNOBS`), then that knob's other values at the best
+  learning rate (a coordinate search: 3 + (knob values - 1) runs per method); the setting with
+  the highest validation win rate is chosen.
 * ``final``: every method at its chosen setting, :data:`SEEDS`, :data:`FINAL_STEPS` steps (768
-  samples), evaluated on ``builtin:test`` every quarter of the run.
+  samples), evaluated on ``builtin:test`` every quarter of the run, a checkpoint kept at each
+  evaluation so that a killed run resumes from it (TRL's runs start again).
 
 A finished run (``status.json`` says ``complete``) is skipped, so a sweep resumes where it
 stopped, on this machine or another. Each finished run's small summary (its config,
@@ -42,33 +45,49 @@ from typing import Any
 
 from llm_results import TRL, finished, wind_command
 
+from windalign.llm.state import last_complete_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARIES = ROOT / "docs" / "benchmarks" / "llm_sweep"
 METHODS = ("wind-squared", "sppo", "jbond", "nash-md", "dpo", "bok-distill", TRL)
 LEARNING_RATES = (1e-5, 2e-5, 4e-5)
-#: each method's own knob and its values (the learning rate is tuned for every method)
+#: each method's own knob: its value while the learning rate is tuned, then the others tried
 KNOBS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "wind-squared": ("eta", (1.0, 5.0)),
-    "sppo": ("eta", (1.0, 5.0)),
-    "jbond": ("gamma", (0.02, 0.1, 0.3)),
-    "nash-md": ("alpha", (0.125, 0.5)),
+    "wind-squared": ("eta", (5.0, 1.0)),
+    "sppo": ("eta", (5.0, 1.0)),
+    "jbond": ("gamma", (0.1, 0.02, 0.3)),
+    "nash-md": ("alpha", (0.5, 0.125)),
 }
-TUNE_STEPS, FINAL_STEPS = 24, 48
+TUNE_STEPS, FINAL_STEPS = 12, 48
 SEEDS = (0, 1, 2)
 BEST_OF = (2, 4)
 SUMMARY_FILES = ("config.yaml", "metrics.jsonl", "evaluations.jsonl", "status.json")
 GIT = threading.Lock()  # two workers finishing together commit one after the other
 
 
-def grid(method: str) -> list[dict[str, float]]:
-    """Every setting ``tune`` tries for ``method``: learning rates x its own knob.
+def grid(method: str, summaries: Path | None = None) -> list[dict[str, float]]:
+    """The settings ``tune`` runs for ``method`` so far: the learning rates (its knob at its first
+    value), then, once those are summarized under ``summaries``, the knob's other values at the
+    best of them.
 
-    >>> len(grid("jbond")), grid("dpo")[0]
-    (9, {'learning_rate': 1e-05})
+    >>> [setting_name(s) for s in grid("jbond")]
+    ['lr1e-05_gamma0.1', 'lr2e-05_gamma0.1', 'lr4e-05_gamma0.1']
+    >>> grid("dpo")[0]
+    {'learning_rate': 1e-05}
     """
     name, values = KNOBS.get(method, ("", (None,)))
-    return [{"learning_rate": lr} | ({name: v} if name else {})
-            for lr in LEARNING_RATES for v in values]  # fmt: skip
+    first = [{"learning_rate": lr} | ({name: values[0]} if name else {}) for lr in LEARNING_RATES]
+    scores = [_score(summaries, method, s) for s in first] if summaries else [None]
+    if not name or None in scores:
+        return first
+    best = first[scores.index(max(scores))]
+    return first + [best | {name: v} for v in values[1:]]
+
+
+def _score(summaries: Path, method: str, setting: dict[str, float]) -> float | None:
+    """A tuning run's validation win rate (None until it is summarized)."""
+    folder = summaries / "tune" / method / setting_name(setting) / "seed0"
+    return final_value(folder) if (folder / "status.json").is_file() else None
 
 
 def setting_name(setting: dict[str, float]) -> str:
@@ -111,7 +130,12 @@ def run(out: Path, stage: str, method: str, setting: dict[str, float], seed: int
             cmd = [sys.executable, str(script), "--trl-run", str(lr), str(seed), str(path),
                    str(extra)]  # fmt: skip
         else:
+            if stage == "final":  # a checkpoint at each evaluation: a killed run resumes there
+                overrides |= {"save_strategy": "steps", "save_steps": overrides["eval_steps"],
+                              "save_total_limit": 1}  # fmt: skip
             cmd = wind_command(method, lr, seed, path, overrides)
+            if last_complete_checkpoint(path) is not None:
+                cmd[cmd.index("--overwrite")] = "--resume-from-checkpoint"
         start = time.perf_counter()
         print(f"run {path.relative_to(out)}", flush=True)
         log = path.parent / f"{path.name}.log"
@@ -122,6 +146,8 @@ def run(out: Path, stage: str, method: str, setting: dict[str, float], seed: int
         if code != 0:  # summarized as failed: tuning scores it -inf and goes on
             path.mkdir(parents=True, exist_ok=True)
             (path / "status.json").write_text(json.dumps({"status": "failed", "exit": code}))
+        for checkpoint in path.glob("checkpoint-*") if code == 0 else ():
+            shutil.rmtree(checkpoint)  # gigabytes each; the summary and the model stay
     keep(path, out, summaries, commit, {"stage": stage, "method": method, "seed": seed,
                                         **setting})  # fmt: skip
 
@@ -162,14 +188,12 @@ def final_value(summary: Path) -> float:
 
 def chosen(summaries: Path, method: str) -> dict[str, float] | None:
     """The tuned setting of ``method``: the highest final validation win rate over its grid
-    (None until every setting of the grid has finished)."""
-    scores = {}
-    for setting in grid(method):
-        folder = summaries / "tune" / method / setting_name(setting) / "seed0"
-        if not (folder / "status.json").is_file():
-            return None
-        scores[setting_name(setting)] = (final_value(folder), setting)
-    return max(scores.values(), key=lambda x: x[0])[1]
+    (None until every setting of the grid has finished; the first of equals)."""
+    settings = grid(method, summaries)
+    scores = [_score(summaries, method, s) for s in settings]
+    if None in scores or (method in KNOBS and len(settings) == len(LEARNING_RATES)):
+        return None
+    return settings[scores.index(max(scores))]
 
 
 def targets(out: Path, summaries: Path, commit: bool) -> None:
@@ -222,17 +246,55 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
 
 
 def jobs(stage: str, summaries: Path, methods: list[str]) -> list[tuple]:
-    """``(method, setting, seed)`` of every run of ``stage`` (final: chosen settings only)."""
+    """``(method, setting, seed)`` of every run of ``stage`` known so far (tune: the knob's
+    values appear once the learning rates are in; final: chosen settings only)."""
     if stage == "tune":
-        return [(m, s, 0) for m in methods for s in grid(m)]
+        return [(m, s, 0) for m in methods for s in grid(m, summaries)]
     out = []
     for m in methods:
         setting = chosen(summaries, m)
-        if setting is None:
-            print(f"{m}: tuning not finished, no final runs yet", flush=True)
-            continue
-        out += [(m, setting, seed) for seed in SEEDS]
+        if setting is not None:
+            out += [(m, setting, seed) for seed in SEEDS]
     return out
+
+
+def summarized(summaries: Path, stage: str, job: tuple) -> bool:
+    method, setting, seed = job
+    return (summaries / stage / method / setting_name(setting) / f"seed{seed}" / "status.json"
+            ).is_file()  # fmt: skip
+
+
+def drain(args: argparse.Namespace) -> None:
+    """Run every job of the stage, ``--workers`` at a time, taking up jobs that appear as others
+    finish (a method's knob values after its learning rates)."""
+    lock, running = threading.Lock(), set()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                known = jobs(args.stage, args.summaries, args.methods)
+                todo = [j for j in known if repr(j) not in running
+                        and not summarized(args.summaries, args.stage, j)]  # fmt: skip
+                if not todo and not running:
+                    return
+                job = todo[0] if todo else None
+                if job is not None:
+                    running.add(repr(job))
+            if job is None:  # another worker's run may unlock more
+                time.sleep(10)
+                continue
+            try:
+                run(args.out, args.stage, *job, args.summaries, args.commit)
+            finally:
+                with lock:
+                    running.discard(repr(job))
+
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each run is a subprocess
+        for future in [pool.submit(worker) for _ in range(args.workers)]:
+            future.result()
+    left = [m for m in args.methods if args.stage == "final" and chosen(args.summaries, m) is None]
+    if left:
+        print(f"not tuned yet, no final runs: {', '.join(left)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,21 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "status":
         for stage in ("tune", "final"):
             todo = jobs(stage, args.summaries, args.methods)
-            done = [j for j in todo if (args.summaries / stage / j[0] / setting_name(j[1])
-                                        / f"seed{j[2]}" / "status.json").is_file()]  # fmt: skip
-            print(f"{stage}: {len(done)} of {len(todo)} runs summarized")
+            done = [j for j in todo if summarized(args.summaries, stage, j)]
+            print(f"{stage}: {len(done)} of {len(todo)} runs known so far summarized")
         return 0
     if TRL in args.methods:
         try:
             import trl  # noqa: F401
         except ImportError:
             p.error(f"the TRL baseline needs trl: pip install trl==1.16.0 (or leave out {TRL})")
-    todo = jobs(args.stage, args.summaries, args.methods)
-    with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each run is a subprocess
-        futures = [pool.submit(run, args.out, args.stage, *job, args.summaries, args.commit)
-                   for job in todo]  # fmt: skip
-        for future in futures:
-            future.result()
+    drain(args)
     return 0
 
 

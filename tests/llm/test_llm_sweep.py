@@ -27,17 +27,23 @@ def sweep():
     return module
 
 
-def test_every_method_is_tuned_on_three_learning_rates_and_its_own_knob(sweep):
+def test_every_method_is_tuned_on_three_learning_rates_then_its_own_knob(sweep, tmp_path):
     for method in sweep.METHODS:
-        settings = sweep.grid(method)
-        rates = {s["learning_rate"] for s in settings}
-        assert len(rates) >= 3
+        first = sweep.grid(method, tmp_path)  # nothing summarized: the learning rates only
+        assert [s["learning_rate"] for s in first] == list(sweep.LEARNING_RATES)
+        assert len(sweep.LEARNING_RATES) >= 3
         knob = sweep.KNOBS.get(method)
-        if knob is not None:
-            assert {s[knob[0]] for s in settings} == set(knob[1]) and len(knob[1]) >= 2
-            assert len(settings) == len(rates) * len(knob[1])
-        else:
-            assert all(s.keys() == {"learning_rate"} for s in settings)
+        if knob is None:
+            assert all(s.keys() == {"learning_rate"} for s in first)
+            continue
+        name, values = knob
+        assert len(values) >= 2 and all(s[name] == values[0] for s in first)
+        wins = [0.5, 0.6, 0.55]  # the second learning rate wins
+        for setting, win in zip(first, wins, strict=True):
+            summary(tmp_path / "tune" / method / sweep.setting_name(setting) / "seed0", win)
+        settings = sweep.grid(method, tmp_path)
+        assert settings[:3] == first
+        assert settings[3:] == [first[1] | {name: v} for v in values[1:]]
     assert sweep.KNOBS["jbond"][0] == "gamma" and max(sweep.KNOBS["jbond"][1]) >= 0.3
 
 
@@ -58,16 +64,24 @@ def summary(folder: Path, win: float | None) -> None:
 
 
 def test_the_choice_is_the_best_validation_win_rate_once_the_whole_grid_is_in(sweep, tmp_path):
-    settings = sweep.grid("jbond")
-    wins = [0.50 + 0.01 * i for i in range(len(settings))]
-    wins[4] = 0.9
-    for setting, win in list(zip(settings, wins, strict=True))[:-1]:
+    def put(setting, win):
         summary(tmp_path / "tune" / "jbond" / sweep.setting_name(setting) / "seed0", win)
-    assert sweep.chosen(tmp_path, "jbond") is None  # one setting still running
-    summary(tmp_path / "tune" / "jbond" / sweep.setting_name(settings[-1]) / "seed0", wins[-1])
-    assert sweep.chosen(tmp_path, "jbond") == settings[4]
+
+    first = sweep.grid("jbond")
+    for setting, win in zip(first[:2], (0.5, 0.7), strict=True):
+        put(setting, win)
+    assert sweep.chosen(tmp_path, "jbond") is None  # a learning rate still running
+    assert sweep.jobs("tune", tmp_path, ["jbond"]) == [("jbond", s, 0) for s in first]
+    put(first[2], 0.6)
+    settings = sweep.grid("jbond", tmp_path)
+    assert len(settings) == 5 and all(s["learning_rate"] == 2e-5 for s in settings[3:])
+    assert sweep.chosen(tmp_path, "jbond") is None  # the knob's values still running
+    put(settings[3], 0.9)
+    assert sweep.chosen(tmp_path, "jbond") is None
+    put(settings[4], 0.65)
+    assert sweep.chosen(tmp_path, "jbond") == settings[3]
     jobs = sweep.jobs("final", tmp_path, ["jbond", "dpo"])  # dpo not tuned yet: no final run
-    assert jobs == [("jbond", settings[4], seed) for seed in sweep.SEEDS]
+    assert jobs == [("jbond", settings[3], seed) for seed in sweep.SEEDS]
 
 
 def test_a_finished_run_keeps_its_small_files_only(sweep, tmp_path):
@@ -98,3 +112,48 @@ def test_a_failed_setting_is_never_chosen_and_a_retry_replaces_its_summary(sweep
     summary(retry, 0.6)
     sweep.keep(retry, out, tmp_path, False, {"stage": "tune"})
     assert sweep.chosen(tmp_path, "dpo") == settings[1]
+
+
+def test_the_workers_take_up_the_knob_values_as_the_learning_rates_land(
+    sweep, tmp_path, monkeypatch
+):
+    ran = []
+
+    def fake_run(out, stage, method, setting, seed, summaries, commit):
+        ran.append((method, sweep.setting_name(setting)))
+        win = 0.6 if setting["learning_rate"] == 4e-5 else 0.5
+        summary(summaries / stage / method / sweep.setting_name(setting) / f"seed{seed}", win)
+
+    monkeypatch.setattr(sweep, "run", fake_run)
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    args = sweep.argparse.Namespace(
+        stage="tune", out=tmp_path / "runs", summaries=tmp_path, methods=["nash-md", "dpo"],
+        workers=2, commit=False,
+    )  # fmt: skip
+    sweep.drain(args)
+    assert sorted(ran) == sorted([("dpo", "lr1e-05"), ("dpo", "lr2e-05"), ("dpo", "lr4e-05")]
+                                 + [("nash-md", f"lr{lr}_alpha0.5")
+                                    for lr in ("1e-05", "2e-05", "4e-05")]
+                                 + [("nash-md", "lr4e-05_alpha0.125")])  # fmt: skip
+    assert sweep.chosen(tmp_path, "nash-md") == {"learning_rate": 4e-5, "alpha": 0.5}
+
+
+def test_a_final_run_keeps_a_checkpoint_per_evaluation_and_resumes_from_it(
+    sweep, tmp_path, monkeypatch
+):
+    commands = []
+
+    def fake_subprocess_run(cmd, stdout, stderr):
+        commands.append(cmd)
+        return sweep.subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_subprocess_run)
+    setting = {"learning_rate": 2e-5}
+    sweep.run(tmp_path, "final", "dpo", setting, 0, tmp_path / "kept", False)
+    config = (tmp_path / "final" / "dpo" / "lr2e-05" / "seed0.yaml").read_text()
+    assert "save_steps: 12" in config and "save_total_limit: 1" in config
+    assert "--overwrite" in commands[-1]
+    monkeypatch.setattr(sweep, "last_complete_checkpoint", lambda path: path / "checkpoint-12")
+    (tmp_path / "final" / "dpo" / "lr2e-05" / "seed0" / "status.json").unlink()
+    sweep.run(tmp_path, "final", "dpo", setting, 0, tmp_path / "kept2", False)
+    assert "--resume-from-checkpoint" in commands[-1] and "--overwrite" not in commands[-1]

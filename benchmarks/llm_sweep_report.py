@@ -1,0 +1,412 @@
+"""Issue 18's page from the committed sweep summaries alone (``docs/benchmarks/llm_sweep/``).
+
+    python benchmarks/llm_sweep_report.py   # docs/results-llm-sweep.md, its JSON and figure
+
+Reads what ``benchmarks/llm_sweep.py`` commits (no run directories, no models): the tuning
+grid's validation win rates and the choice, the initial model's Best-of-2 / Best-of-4 on the
+test prompts, every final run's evaluations, and writes
+
+* the tuning table (every setting tried, the chosen one marked) and the compute spent;
+* each method's test win rate and KL after every quarter, with Best-of-2 / Best-of-4 as targets;
+* **paired differences**: WIND against each baseline, and each method against Best-of-2, per
+  test prompt and seed (every run of a seed meets the same initial-model samples on the same
+  prompts), with a 95% interval from a two-way bootstrap over seeds and prompts
+  (:func:`paired_interval`). "Better" is said only where that interval excludes 0 *and* every
+  seed's difference has the same sign (three seeds are too few for a bootstrap alone);
+  otherwise "not separated";
+* the rounds, samples and queries each method needs to match Best-of-2 / Best-of-4 of the
+  initial model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SUMMARIES = ROOT / "docs" / "benchmarks" / "llm_sweep"
+WIND = "wind-squared"
+ORDER = ("wind-squared", "sppo", "jbond", "bok-distill", "nash-md", "dpo", "trl-online-dpo")
+NAMES = {
+    "wind-squared": "WIND (`wind-squared`)",
+    "sppo": "SPPO",
+    "jbond": "J-BOND",
+    "bok-distill": "Best-of-K distillation",
+    "nash-md": "Nash-MD",
+    "dpo": "online DPO",
+    "trl-online-dpo": "TRL `OnlineDPOTrainer`",
+}
+REPS = 20_000
+
+
+def paired_interval(diffs: np.ndarray, reps: int = REPS, seed: int = 0) -> tuple[float, ...]:
+    """Mean of a ``(seeds, prompts)`` matrix of paired differences and a 95% percentile interval
+    from a two-way bootstrap: seeds and prompts resampled independently (crossed random effects:
+    a prompt's difficulty is shared by the seeds, a seed's training luck by the prompts).
+
+    >>> d = np.array([[0.1, 0.3], [0.2, 0.2]])
+    >>> [round(x, 3) for x in paired_interval(d, reps=2000)][0]
+    0.2
+    >>> paired_interval(np.full((3, 5), 0.25), reps=100)
+    (0.25, 0.25, 0.25)
+    """
+    d = np.asarray(diffs, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n_s, n_p = d.shape  # a resample's mean is (seed counts) . d . (prompt counts) / (n_s n_p)
+    cs = rng.multinomial(n_s, np.full(n_s, 1 / n_s), size=reps).astype(np.float64)
+    cp = rng.multinomial(n_p, np.full(n_p, 1 / n_p), size=reps).astype(np.float64)
+    means = np.einsum("rs,sp,rp->r", cs, d, cp) / (n_s * n_p)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
+
+
+def _complete(folder: Path) -> bool:
+    status = folder / "status.json"
+    return status.is_file() and json.loads(status.read_text()).get("status") == "complete"
+
+
+def _per_prompt(folder: Path) -> dict[int, dict[str, np.ndarray]]:
+    """step -> {"win": per-prompt win rates, "kl": per-prompt KL}, ordered by prompt index."""
+    out = {}
+    for row in _read_jsonl(folder / "evaluations.jsonl"):
+        rows = sorted(row["prompts"], key=lambda r: r["index"])
+        out[int(row["step"])] = {
+            k: np.array([r[k] for r in rows], dtype=np.float64) for k in ("win_rate", "kl")
+        }
+    return out
+
+
+def load(summaries: Path) -> dict[str, Any]:
+    """Everything the page needs, from the summaries alone."""
+    tune: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for folder in sorted((summaries / "tune").glob("*/*/seed0")):
+        run = json.loads((folder / "run.json").read_text())
+        evals = [r for r in _read_jsonl(folder / "metrics.jsonl") if "eval_win_rate" in r]
+        win = evals[-1]["eval_win_rate"] if evals and _complete(folder) else -math.inf
+        last = (_read_jsonl(folder / "metrics.jsonl") or [{}])[-1]
+        tune[run["method"]].append(
+            {"setting": folder.parent.name, "win": win, "seconds": last.get("seconds_wall", 0.0)}
+        )
+    targets: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
+    for folder in sorted((summaries / "targets").glob("best-of-*/seed*")):
+        if _complete(folder):
+            n, seed = int(folder.parent.name.split("-")[-1]), int(folder.name[4:])
+            targets[n][seed] = _per_prompt(folder)[0]["win_rate"]
+    final: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for folder in sorted((summaries / "final").glob("*/*/seed*")):
+        if _complete(folder):
+            run = json.loads((folder / "run.json").read_text())
+            metrics = [r for r in _read_jsonl(folder / "metrics.jsonl") if "eval_win_rate" in r]
+            final[run["method"]][run["seed"]] = {
+                "setting": folder.parent.name,
+                "evals": _per_prompt(folder),
+                "metrics": {int(r["step"]): r for r in metrics},
+                "seconds": (_read_jsonl(folder / "metrics.jsonl") or [{}])[-1].get(
+                    "seconds_wall", 0.0
+                ),
+            }
+    return {"tune": dict(tune), "targets": dict(targets), "final": dict(final)}
+
+
+def difference(
+    a: dict[int, Any], b: dict[int, Any] | None, step: int, b_step: int | None = None
+) -> dict[str, Any] | None:
+    """Paired per-prompt win-rate difference ``a - b`` at ``step`` over the seeds both have
+    (``b`` None: against 1/2, the initial model itself; ``b_step``: b's step, default ``step``)."""
+    seeds = sorted(s for s in a if step in a[s]["evals"] and (b is None or s in b))
+    if not seeds:
+        return None
+
+    def value(x: Any) -> np.ndarray:
+        return (
+            x
+            if isinstance(x, np.ndarray)
+            else x["evals"][step if b_step is None else b_step]["win_rate"]
+        )
+
+    d = np.stack(
+        [a[s]["evals"][step]["win_rate"] - (0.5 if b is None else value(b[s])) for s in seeds]
+    )
+    mean, lo, hi = paired_interval(d)
+    per_seed = [float(x) for x in d.mean(axis=1)]
+    same_sign = all(x > 0 for x in per_seed) or all(x < 0 for x in per_seed)
+    verdict = "better" if lo > 0 else "worse" if hi < 0 else "not separated"
+    if verdict != "not separated" and not same_sign:
+        verdict = "not separated (seeds disagree)"
+    return {
+        "mean": mean,
+        "lo": lo,
+        "hi": hi,
+        "seeds": per_seed,
+        "verdict": verdict,
+        "n_seeds": len(seeds),
+    }
+
+
+def reach(runs: dict[int, Any], target: dict[int, np.ndarray]) -> dict[int, Any]:
+    """Per seed, the first evaluation whose mean win rate reaches that seed's target (Best-of-N of
+    the initial model against the same initial-model samples), with its rounds, samples and
+    queries; None where no evaluation of the run reaches it."""
+    out = {}
+    for seed, run in sorted(runs.items()):
+        if seed not in target:
+            continue
+        level = float(target[seed].mean())
+        hit = next(
+            (
+                step
+                for step in sorted(run["evals"])
+                if run["evals"][step]["win_rate"].mean() >= level
+            ),
+            None,
+        )
+        m = run["metrics"].get(hit, {}) if hit is not None else {}
+        out[seed] = (
+            None
+            if hit is None
+            else {"round": hit, "samples": m.get("samples"), "queries": m.get("queries")}
+        )
+    return out
+
+
+def _ci(d: dict[str, Any] | None) -> str:
+    return "—" if d is None else f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+
+
+def _seeds(values: list[float], spec: str = "+.3f") -> str:
+    return "; ".join(format(v, spec) for v in values)
+
+
+def tables(data: dict[str, Any]) -> dict[str, Any]:
+    """The page's numbers (also written as JSON)."""
+    final, targets = data["final"], data["targets"]
+    methods = [m for m in ORDER if m in final]
+    steps = sorted({s for m in methods for r in final[m].values() for s in r["evals"]})
+    out: dict[str, Any] = {"tune": data["tune"], "steps": steps, "methods": {}}
+    out["targets"] = {
+        n: {
+            "seeds": sorted(t),
+            "mean": float(np.mean([t[s].mean() for s in t])),
+            "vs_initial": difference(
+                {s: {"evals": {0: {"win_rate": v}}} for s, v in t.items()}, None, 0
+            ),
+        }
+        for n, t in sorted(targets.items())
+    }
+    last = steps[-1] if steps else None
+    for m in methods:
+        runs = final[m]
+        row: dict[str, Any] = {
+            "setting": sorted({r["setting"] for r in runs.values()}),
+            "seeds": sorted(runs),
+            "curve": {},
+        }
+        for step in steps:
+            have = [r for r in runs.values() if step in r["evals"]]
+            row["curve"][step] = {
+                "win": [float(r["evals"][step]["win_rate"].mean()) for r in have],
+                "kl": [float(r["evals"][step]["kl"].mean()) for r in have],
+                "samples": [r["metrics"].get(step, {}).get("samples") for r in have],
+                "queries": [r["metrics"].get(step, {}).get("queries") for r in have],
+                "vs_initial": difference(runs, None, step),
+            }
+        row["vs_wind"] = (
+            difference(final[WIND], runs, last) if m != WIND and WIND in final else None
+        )
+        row["vs_target"] = {
+            n: difference(runs, {s: v for s, v in t.items()}, last) for n, t in targets.items()
+        }
+        row["reach"] = {n: reach(runs, t) for n, t in targets.items()}
+        out["methods"][m] = row
+    out["seconds"] = {
+        "tune": sum(r["seconds"] for rows in data["tune"].values() for r in rows),
+        "final": sum(r["seconds"] for runs in final.values() for r in runs.values()),
+    }
+    return out
+
+
+def markdown(t: dict[str, Any]) -> str:
+    lines = [
+        "# LLM sweep: tuned methods, three seeds, paired differences (issue 18)",
+        "",
+        "Generated by `python benchmarks/llm_sweep_report.py` from the committed summaries in",
+        "`docs/benchmarks/llm_sweep/` (written by `benchmarks/llm_sweep.py`; edit the scripts,",
+        "not this page). Setting: `configs/demo.yaml` (SmolLM2-135M-Instruct, full fine-tune, "
+        "fp32 on a 2-core CPU,",
+        "the offline preference, K = 4 samples of 4 prompts per round; "
+        "J-BOND 3), trained on `builtin:train`.",
+        "",
+    ]
+    lines += [
+        "## Tuning (validation split, one seed, never reported as a result)",
+        "",
+        "| method | setting | validation win rate |",
+        "|---|---|---|",
+    ]
+    chosen = {m: r["setting"][0] for m, r in t["methods"].items()}
+    for m in ORDER:
+        for r in t["tune"].get(m, []):
+            mark = " **(chosen)**" if chosen.get(m) == r["setting"] else ""
+            win = "failed" if r["win"] == -math.inf else f"{r['win']:.3f}"
+            lines.append(f"| {NAMES[m]} | `{r['setting']}`{mark} | {win} |")
+    lines += [
+        "",
+        "## The Best-of-N target (the initial model's Best-of-N against itself, test)",
+        "",
+    ]
+    for n, r in t["targets"].items():
+        lines.append(
+            f"* Best-of-{n}: win rate {0.5 + r['vs_initial']['mean']:.3f} "
+            f"(seeds {_seeds([0.5 + x for x in r['vs_initial']['seeds']], '.3f')}), "
+            f"minus 1/2: {_ci(r['vs_initial'])}"
+        )
+    steps = t["steps"]
+    lines += [
+        "",
+        "## Test win rate against the initial model, mean over seeds (each seed)",
+        "",
+        "| method | setting | seeds | "
+        + " | ".join(f"round {s}" for s in steps)
+        + " | KL at the end (nats) |",
+        "|---|---|---|" + "---|" * (len(steps) + 1),
+    ]
+    for m, r in t["methods"].items():
+        cells = [
+            f"{np.mean(c['win']):.3f} ({_seeds(c['win'], '.3f')})" if c["win"] else "—"
+            for c in r["curve"].values()
+        ]
+        kl = r["curve"][steps[-1]]["kl"]
+        lines.append(
+            f"| {NAMES[m]} | `{', '.join(r['setting'])}` | {len(r['seeds'])} | "
+            + " | ".join(cells)
+            + f" | {np.mean(kl):.2f} ({_seeds(kl, '.2f')}) |"
+        )
+    lines += [
+        "",
+        f"## Paired differences after round {steps[-1] if steps else '?'}",
+        "",
+        "Per test prompt and seed, the same initial-model samples; mean [95% two-way "
+        "bootstrap interval]; per-seed means in the last column.",
+        "",
+        "| comparison | difference in win rate | verdict | seeds |",
+        "|---|---|---|---|",
+    ]
+    for m, r in t["methods"].items():
+        if r["vs_wind"] is not None:
+            d = r["vs_wind"]
+            lines.append(
+                f"| WIND − {NAMES[m]} | {_ci(d)} | {d['verdict']} | {_seeds(d['seeds'])} |"
+            )
+    for m, r in t["methods"].items():
+        for n, d in r["vs_target"].items():
+            if d is not None:
+                lines.append(
+                    f"| {NAMES[m]} − Best-of-{n} | {_ci(d)} | {d['verdict']} | "
+                    f"{_seeds(d['seeds'])} |"
+                )
+    lines += [
+        "",
+        "## Cost to match the initial model's Best-of-N (first evaluation at or above "
+        "it; per seed)",
+        "",
+        "| method | target | rounds | samples | queries |",
+        "|---|---|---|---|---|",
+    ]
+    for m, r in t["methods"].items():
+        for n, per_seed in r["reach"].items():
+            hits = list(per_seed.values())
+            cell = {
+                k: "; ".join("not reached" if h is None else f"{h[k]:g}" for h in hits)
+                for k in ("round", "samples", "queries")
+            }
+            lines.append(
+                f"| {NAMES[m]} | Best-of-{n} | {cell['round']} | {cell['samples']} | "
+                f"{cell['queries']} |"
+            )
+    s = t["seconds"]
+    lines += [
+        "",
+        "## Compute spent",
+        "",
+        f"Tuning {s['tune'] / 3600:.1f} h and final runs {s['final'] / 3600:.1f} h of run "
+        "wall time (two runs at a time, one thread each, on the 2-core CPU: these times were "
+        "taken with the CPU shared and are not throughput measurements).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def figure(t: dict[str, Any], path: Path) -> None:
+    """Test win rate against samples (mean over seeds, each seed thin) with Best-of-N lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    cmap = plt.get_cmap("tab10")
+    for i, (m, r) in enumerate(t["methods"].items()):
+        for ax, key in zip(axes, ("samples", "kl"), strict=True):
+            xs = [0.0] + [float(np.mean(c[key])) for c in r["curve"].values() if c["win"]]
+            ys = [0.5] + [float(np.mean(c["win"])) for c in r["curve"].values() if c["win"]]
+            ax.plot(xs, ys, marker="o", color=cmap(i), label=NAMES[m].replace("`", ""))
+    for n, r in t["targets"].items():
+        for ax in axes:
+            ax.axhline(0.5 + r["vs_initial"]["mean"], ls="--", color="grey", lw=1)
+            ax.text(
+                ax.get_xlim()[0],
+                0.5 + r["vs_initial"]["mean"],
+                f" Best-of-{n}",
+                va="bottom",
+                color="grey",
+            )
+    axes[0].set_xlabel("samples")
+    axes[1].set_xlabel("KL to the initial model (nats)")
+    axes[0].set_ylabel("test win rate vs the initial model")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--summaries", type=Path, default=SUMMARIES)
+    p.add_argument("--page", type=Path, default=ROOT / "docs" / "results-llm-sweep.md")
+    p.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmarks" / "llm_sweep.json")
+    p.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "llm" / "sweep.png")
+    args = p.parse_args(argv)
+    t = tables(load(args.summaries))
+    args.json.write_text(json.dumps(_jsonable(t), indent=1) + "\n")
+    text = markdown(t)
+    if t["methods"]:
+        figure(t, args.figure)
+        text += f"\n![win rate against samples and KL]({Path('figures/llm') / args.figure.name})\n"
+    args.page.write_text(text)
+    print(f"wrote {args.page}, {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""benchmarks/llm_sweep_report.py (issue 18): the page is built from committed summaries alone,
+its differences are paired per prompt and seed, and it says "better" only where they separate."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location(
+        "llm_sweep_report", ROOT / "benchmarks" / "llm_sweep_report.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["llm_sweep_report"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def put(folder: Path, run: dict, evals: dict[int, np.ndarray], samples_per_step: int = 16):
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps(run))
+    (folder / "status.json").write_text('{"status": "complete"}')
+    rows, metrics = [], [{"step": 1, "loss": 0.0}]
+    for step, wins in sorted(evals.items()):
+        prompts = [{"index": i, "win_rate": float(w), "kl": 0.1 * step} for i, w in enumerate(wins)]
+        rows.append({"step": step, "prompts": prompts[::-1]})  # order must not matter
+        metrics.append({"step": step, "eval_win_rate": float(np.mean(wins)),
+                        "samples": step * samples_per_step, "queries": step * 24,
+                        "seconds_wall": 10.0 * step})  # fmt: skip
+    (folder / "evaluations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+
+
+def sweep_tree(root: Path, gap: float, seed_noise: float = 0.0) -> None:
+    """Three seeds, 40 prompts whose difficulty varies a lot (shared by every method of a seed);
+    WIND beats SPPO by ``gap`` on every prompt; Best-of-2 sits between them."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.1, 0.9, size=40)
+    for seed in range(3):
+        shift = seed_noise * (seed - 1)
+        put(root / "targets" / "best-of-2" / f"seed{seed}", {"stage": "targets"},
+            {0: base + 0.03})  # fmt: skip
+        for method, offset in (("wind-squared", gap), ("sppo", 0.0)):
+            evals = {
+                s: base + (offset + shift * (offset > 0)) * s / 48 + 0.01 for s in (12, 24, 36, 48)
+            }
+            put(root / "final" / method / "lr2e-05" / f"seed{seed}",
+                {"stage": "final", "method": method, "seed": seed}, evals)  # fmt: skip
+    for method, wins in (("wind-squared", (0.51, 0.55)), ("sppo", (0.6, 0.52))):
+        for lr, w in zip(("1e-05", "2e-05"), wins, strict=True):
+            put(root / "tune" / method / f"lr{lr}" / "seed0",
+                {"stage": "tune", "method": method, "seed": 0}, {12: np.full(4, w)})  # fmt: skip
+
+
+def test_a_difference_on_every_prompt_is_separated_however_much_the_prompts_differ(
+    report, tmp_path
+):
+    sweep_tree(tmp_path, gap=0.04)
+    t = report.tables(report.load(tmp_path))
+    d = t["methods"]["sppo"]["vs_wind"]
+    assert d["mean"] == pytest.approx(0.04) and d["lo"] == pytest.approx(0.04)
+    assert d["verdict"] == "better" and d["n_seeds"] == 3
+    # unpaired (the prompts shuffled against each other) the same data would not separate
+    a = np.tile(np.random.default_rng(1).uniform(0.1, 0.9, 40), (3, 1))
+    shuffled = a + 0.04 - np.random.default_rng(2).permuted(a, axis=1)
+    assert report.paired_interval(shuffled)[1] < 0 < report.paired_interval(shuffled)[2]
+
+
+def test_seeds_that_disagree_or_a_gap_within_the_noise_are_not_separated(report, tmp_path):
+    sweep_tree(tmp_path / "a", gap=0.0)
+    assert report.tables(report.load(tmp_path / "a"))["methods"]["sppo"]["vs_wind"]["verdict"] == (
+        "not separated"
+    )
+    sweep_tree(tmp_path / "b", gap=0.04, seed_noise=0.1)  # seed 0's WIND below SPPO's
+    d = report.tables(report.load(tmp_path / "b"))["methods"]["sppo"]["vs_wind"]
+    assert d["seeds"][0] < 0 < d["seeds"][2]
+    assert d["verdict"].startswith("not separated")
+
+
+def test_the_cost_to_reach_best_of_2_is_the_first_evaluation_at_or_above_it(report, tmp_path):
+    sweep_tree(tmp_path, gap=0.04)
+    t = report.tables(report.load(tmp_path))
+    # WIND's win rate minus base: 0.04 s / 48 + 0.01 >= 0.03 first at s = 24
+    assert t["methods"]["wind-squared"]["reach"][2] == {
+        s: {"round": 24, "samples": 384, "queries": 576} for s in range(3)
+    }
+    assert t["methods"]["sppo"]["reach"][2] == {s: None for s in range(3)}  # 0.01 < 0.03
+    d = t["methods"]["sppo"]["vs_target"][2]
+    assert d["mean"] == pytest.approx(-0.02) and d["verdict"] == "worse"
+
+
+def test_the_page_names_the_choice_the_targets_and_the_verdicts(report, tmp_path):
+    sweep_tree(tmp_path / "s", gap=0.04)
+    page, js, fig = tmp_path / "page.md", tmp_path / "t.json", tmp_path / "f.png"
+    argv = ["--summaries", str(tmp_path / "s"), "--page", str(page), "--json", str(js),
+            "--figure", str(fig)]  # fmt: skip
+    assert report.main(argv) == 0
+    text = page.read_text()
+    assert "| WIND (`wind-squared`) | `lr2e-05` **(chosen)** | 0.550 |" in text
+    assert "| SPPO | `lr1e-05` | 0.600 |" in text  # tried, not the final setting here
+    assert (
+        "Best-of-2: win rate" in text and "| WIND − SPPO | +0.040 [+0.040, +0.040] | better" in text
+    )
+    assert fig.stat().st_size > 0 and json.loads(js.read_text())["steps"] == [12, 24, 36, 48]

@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo demo-bandit test lint format bench bandit-full llm-throughput llm-results clean
+.PHONY: demo demo-bandit test lint format bench bandit-full llm-throughput llm-results llm-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,15 @@ llm-results: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/llm_results.py --out runs/llm-results --workers 2 --threads 1
 	$(BIN)/python benchmarks/llm_results.py --out runs/llm-results --report docs/benchmarks --page docs/results-llm.md
+
+# llm-sweep: issue 18's protocol (Best-of-N targets, tuning on validation, 3 seeds on test; hours:
+# resumable, each finished run's summary committed as it lands), then docs/results-llm-sweep.md.
+llm-sweep: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/llm_sweep.py targets --out runs/llm-sweep --threads 2 --commit
+	$(BIN)/python benchmarks/llm_sweep.py tune --out runs/llm-sweep --workers 2 --commit
+	$(BIN)/python benchmarks/llm_sweep.py final --out runs/llm-sweep --workers 2 --commit
+	$(BIN)/python benchmarks/llm_sweep_report.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -49,7 +49,8 @@ from windalign.llm.state import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARIES = ROOT / "docs" / "benchmarks" / "llm_sweep"
-METHODS = ("wind-squared", "sppo", "jbond", "nash-md", "dpo", "bok-distill", TRL)
+#: in the order the sweep spends its budget: WIND and the paper's BOND-family baselines first
+METHODS = ("wind-squared", "jbond", "bok-distill", "sppo", TRL, "dpo", "nash-md")
 LEARNING_RATES = (1e-5, 2e-5, 4e-5)
 #: each method's own knob: its value while the learning rate is tuned, then the others tried
 KNOBS: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -61,8 +62,9 @@ KNOBS: dict[str, tuple[str, tuple[float, ...]]] = {
 TUNE_STEPS, FINAL_STEPS = 12, 48
 SEEDS = (0, 1, 2)
 BEST_OF = (2, 4)
-SUMMARY_FILES = ("config.yaml", "metrics.jsonl", "evaluations.jsonl", "status.json")
-GIT = threading.Lock()  # two workers finishing together commit one after the other
+SUMMARY_FILES = ("config.yaml", "metrics.jsonl", "evaluations.jsonl", "status.json")  # status last
+#: held while a summary is written (and committed) and while the workers list the jobs left
+LOCK = threading.Lock()
 
 
 def grid(method: str, summaries: Path | None = None) -> list[dict[str, float]]:
@@ -153,21 +155,24 @@ def run(out: Path, stage: str, method: str, setting: dict[str, float], seed: int
 
 
 def keep(path: Path, out: Path, summaries: Path, commit: bool, what: dict[str, Any]) -> None:
-    """Copy a finished run's small files under ``summaries`` (and commit them)."""
+    """Copy a finished run's small files under ``summaries`` (and commit them); ``status.json``
+    last, under :data:`LOCK`, so that a summary with a status is whole."""
     dest = summaries / path.relative_to(out)
-    if finished(dest):  # a failed run's summary is replaced once a retry finishes
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in SUMMARY_FILES:
-        if (path / name).is_file():
-            shutil.copy2(path / name, dest / name)
-    config = path.parent / f"{path.name}.yaml"  # wind_command writes the run's config beside it
-    if not (dest / "config.yaml").is_file() and config.is_file():
-        shutil.copy2(config, dest / "config.yaml")
-    (dest / "run.json").write_text(json.dumps(what, sort_keys=True) + "\n")
-    if commit:
-        message = f"llm sweep: {dest.relative_to(summaries)} finished"
-        with GIT:
+    with LOCK:
+        if finished(dest):  # a failed run's summary is replaced once a retry finishes
+            return
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "status.json").unlink(missing_ok=True)
+        for name in SUMMARY_FILES[:-1]:
+            if (path / name).is_file():
+                shutil.copy2(path / name, dest / name)
+        config = path.parent / f"{path.name}.yaml"  # wind_command writes it beside the run
+        if not (dest / "config.yaml").is_file() and config.is_file():
+            shutil.copy2(config, dest / "config.yaml")
+        (dest / "run.json").write_text(json.dumps(what, sort_keys=True) + "\n")
+        shutil.copy2(path / "status.json", dest / "status.json")
+        if commit:
+            message = f"llm sweep: {dest.relative_to(summaries)} finished"
             subprocess.run(["git", "add", str(dest)], cwd=ROOT, check=True)
             subprocess.run(["git", "commit", "-q", "-m", message, "--", str(dest)], cwd=ROOT,
                            check=True)  # fmt: skip
@@ -267,11 +272,11 @@ def summarized(summaries: Path, stage: str, job: tuple) -> bool:
 def drain(args: argparse.Namespace) -> None:
     """Run every job of the stage, ``--workers`` at a time, taking up jobs that appear as others
     finish (a method's knob values after its learning rates)."""
-    lock, running = threading.Lock(), set()
+    running: set[str] = set()
 
     def worker() -> None:
         while True:
-            with lock:
+            with LOCK:
                 known = jobs(args.stage, args.summaries, args.methods)
                 todo = [j for j in known if repr(j) not in running
                         and not summarized(args.summaries, args.stage, j)]  # fmt: skip
@@ -286,7 +291,7 @@ def drain(args: argparse.Namespace) -> None:
             try:
                 run(args.out, args.stage, *job, args.summaries, args.commit)
             finally:
-                with lock:
+                with LOCK:
                     running.discard(repr(job))
 
     with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each run is a subprocess

@@ -122,7 +122,8 @@ def test_the_workers_take_up_the_knob_values_as_the_learning_rates_land(
     def fake_run(out, stage, method, setting, seed, summaries, commit):
         ran.append((method, sweep.setting_name(setting)))
         win = 0.6 if setting["learning_rate"] == 4e-5 else 0.5
-        summary(summaries / stage / method / sweep.setting_name(setting) / f"seed{seed}", win)
+        with sweep.LOCK:  # as keep writes a summary
+            summary(summaries / stage / method / sweep.setting_name(setting) / f"seed{seed}", win)
 
     monkeypatch.setattr(sweep, "run", fake_run)
     monkeypatch.setattr(sweep.time, "sleep", lambda s: None)

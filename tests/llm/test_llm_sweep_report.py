@@ -21,7 +21,11 @@ def report():
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules["llm_sweep_report"] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports llm_sweep beside it
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
     return module
 
 
@@ -55,9 +59,18 @@ def sweep_tree(root: Path, gap: float, seed_noise: float = 0.0) -> None:
             }
             put(root / "final" / method / "lr2e-05" / f"seed{seed}",
                 {"stage": "final", "method": method, "seed": seed}, evals)  # fmt: skip
-    for method, wins in (("wind-squared", (0.51, 0.55)), ("sppo", (0.6, 0.52))):
-        for lr, w in zip(("1e-05", "2e-05"), wins, strict=True):
-            put(root / "tune" / method / f"lr{lr}" / "seed0",
+    tune = {
+        "wind-squared": {
+            "lr1e-05_eta5": 0.51,
+            "lr2e-05_eta5": 0.55,
+            "lr4e-05_eta5": 0.5,
+            "lr2e-05_eta1": 0.53,
+        },
+        "dpo": {"lr1e-05": 0.6, "lr2e-05": 0.52},
+    }
+    for method, wins in tune.items():
+        for name, w in wins.items():
+            put(root / "tune" / method / name / "seed0",
                 {"stage": "tune", "method": method, "seed": 0}, {12: np.full(4, w)})  # fmt: skip
 
 
@@ -105,8 +118,9 @@ def test_the_page_names_the_choice_the_targets_and_the_verdicts(report, tmp_path
             "--figure", str(fig)]  # fmt: skip
     assert report.main(argv) == 0
     text = page.read_text()
-    assert "| WIND (`wind-squared`) | `lr2e-05` **(chosen)** | 0.550 |" in text
-    assert "| SPPO | `lr1e-05` | 0.600 |" in text  # tried, not the final setting here
+    assert "| WIND (`wind-squared`) | `lr2e-05_eta5` **(chosen)** | 0.550 |" in text
+    assert "| WIND (`wind-squared`) | `lr2e-05_eta1` | 0.530 |" in text
+    assert "| online DPO | `lr1e-05` | 0.600 |" in text  # its grid is not complete: no choice
     assert (
         "Best-of-2: win rate" in text and "| WIND − SPPO | +0.040 [+0.040, +0.040] | better" in text
     )

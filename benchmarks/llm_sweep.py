@@ -252,15 +252,13 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
 
 def jobs(stage: str, summaries: Path, methods: list[str]) -> list[tuple]:
     """``(method, setting, seed)`` of every run of ``stage`` known so far (tune: the knob's
-    values appear once the learning rates are in; final: chosen settings only)."""
+    values appear once the learning rates are in; final: chosen settings only, seed by seed, so
+    that every tuned method has a seed before any has a second: a budget cut short still pairs).
+    """
     if stage == "tune":
         return [(m, s, 0) for m in methods for s in grid(m, summaries)]
-    out = []
-    for m in methods:
-        setting = chosen(summaries, m)
-        if setting is not None:
-            out += [(m, setting, seed) for seed in SEEDS]
-    return out
+    settings = {m: chosen(summaries, m) for m in methods}
+    return [(m, s, seed) for seed in SEEDS for m, s in settings.items() if s is not None]
 
 
 def summarized(summaries: Path, stage: str, job: tuple) -> bool:

@@ -82,6 +82,13 @@ def test_the_choice_is_the_best_validation_win_rate_once_the_whole_grid_is_in(sw
     assert sweep.chosen(tmp_path, "jbond") == settings[3]
     jobs = sweep.jobs("final", tmp_path, ["jbond", "dpo"])  # dpo not tuned yet: no final run
     assert jobs == [("jbond", settings[3], seed) for seed in sweep.SEEDS]
+    for setting, win in zip(sweep.grid("dpo"), (0.5, 0.5, 0.8), strict=True):
+        summary(tmp_path / "tune" / "dpo" / sweep.setting_name(setting) / "seed0", win)
+    dpo = sweep.grid("dpo")[2]
+    # seed by seed: every tuned method has a seed before any has a second
+    assert sweep.jobs("final", tmp_path, ["jbond", "dpo"]) == [
+        (m, s, seed) for seed in sweep.SEEDS for m, s in (("jbond", settings[3]), ("dpo", dpo))
+    ]
 
 
 def test_a_finished_run_keeps_its_small_files_only(sweep, tmp_path):

@@ -113,6 +113,9 @@ def test_the_cost_to_reach_best_of_2_is_the_first_evaluation_at_or_above_it(repo
 
 def test_the_page_names_the_choice_the_targets_and_the_verdicts(report, tmp_path):
     sweep_tree(tmp_path / "s", gap=0.04)
+    (tmp_path / "s" / "targets" / "best-of-2" / "seed0" / "status.json").write_text(json.dumps(
+        {"status": "complete", "started": "2026-01-01T10:00:00+00:00",
+         "ended": "2026-01-01T11:00:00+00:00"}))  # fmt: skip
     page, js, fig = tmp_path / "page.md", tmp_path / "t.json", tmp_path / "f.png"
     argv = ["--summaries", str(tmp_path / "s"), "--page", str(page), "--json", str(js),
             "--figure", str(fig)]  # fmt: skip
@@ -125,3 +128,6 @@ def test_the_page_names_the_choice_the_targets_and_the_verdicts(report, tmp_path
         "Best-of-2: win rate" in text and "| WIND − SPPO | +0.040 [+0.040, +0.040] | better" in text
     )
     assert fig.stat().st_size > 0 and json.loads(js.read_text())["steps"] == [12, 24, 36, 48]
+    # the run times: a status's start to end, else the largest seconds_wall (10 s per step)
+    assert "targets 1.0 h (one process, two threads), tuning 0.2 h and final runs 0.8 h" in text
+    assert "Machine time so far: about 1.5 h" in text

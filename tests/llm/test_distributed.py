@@ -296,6 +296,67 @@ def test_fsdp2_generation_and_sharded_anchor_on_two_gloo_processes(tmp_path):
     assert [(tmp_path / f"ok-{rank}").read_text() for rank in (0, 1)] == ["3", "8"]
 
 
+FSDP2_SHARED_WORKER = """
+import sys, copy, torch, torch.distributed as dist
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from tiny import tiny_model, tiny_tokenizer
+from torch.distributed.fsdp import fully_shard
+from windalign.lm import tokens
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+tok = tiny_tokenizer()
+model = tiny_model(tok, seed=2)  # the same initial weights on both processes
+plain = copy.deepcopy(model)
+for layer in model.model.layers:
+    fully_shard(layer)
+fully_shard(model)
+K = 3
+PROMPTS = [[[1, 40, 41, 42, 43, 44], [1, 47]], [[1, 48, 49, 50], [1, 45, 46, 47, 48, 49, 50]]]
+RESPONSES = [
+    [[10, 11, 12], [13], [14, 15, 16, 17, 2], [18, 19], [20, 21, 22, 23], [24]],
+    [[25, 26, 27, 28, 29, 2], [30, 31], [32], [33, 34, 35], [36], [37, 38, 39, 2]],
+]
+weights = torch.linspace(-1.0, 2.0, 2 * K, dtype=torch.float64)
+
+def batch(r, share):
+    rows = [p for p in PROMPTS[r] for _ in range(K)]
+    return tokens.pack(rows, RESPONSES[r], tok.pad_token_id, "cpu", share)
+
+shared = batch(rank, True)
+assert "group" in shared  # the prompt runs once: two forwards (prompts, responses), one backward
+model.train()
+(weights * tokens.sequence_logprobs(model, shared, 1.0)).sum().backward()
+got = {n: p.grad.full_tensor() for n, p in model.named_parameters()}
+plain.train()
+expected = {n: torch.zeros_like(p) for n, p in plain.named_parameters()}
+for r in (0, 1):  # data parallel: the mean of both processes' unshared gradients
+    plain.zero_grad()
+    (weights * tokens.sequence_logprobs(plain, batch(r, False), 1.0)).sum().backward()
+    for n, p in plain.named_parameters():
+        expected[n] += p.grad / 2
+assert got.keys() == expected.keys()
+for n, g in expected.items():
+    torch.testing.assert_close(got[n], g, atol=1e-5, rtol=1e-4, msg=n)
+(Path(sys.argv[2]) / f"ok-{rank}").write_text("ok")
+dist.destroy_process_group()
+"""
+
+
+def test_fsdp2_training_pass_with_each_prompt_run_once_on_two_gloo_processes(tmp_path):
+    """Issue 17 under FSDP2 (``fully_shard`` by hand, 2 gloo processes): the shared-prompt
+    training pass runs the model twice (the prompts with a KV cache, then the responses on it)
+    before one backward; the reduced gradient of each parameter equals the mean over the two
+    processes' batches of the unsharded model's unshared gradients (prompts of different
+    lengths, responses ending apart)."""
+    script = tmp_path / "fsdp2_shared_worker.py"
+    script.write_text(FSDP2_SHARED_WORKER)
+    done = run([*TORCHRUN, script, Path(__file__).parent, tmp_path], timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [(tmp_path / f"ok-{rank}").read_text() for rank in (0, 1)] == ["ok", "ok"]
+
+
 def test_a_checkpoint_resumes_only_on_as_many_processes(tmp_path):
     ck = tmp_path / "checkpoint-3"
     ck.mkdir()

@@ -155,7 +155,7 @@ def run_trl(lr: float, seed: int, path: Path, overrides: dict[str, Any] | None =
 
     from windalign.llm.config import WINDConfig
     from windalign.llm.data import load_prompts
-    from windalign.llm.evaluate import evaluate
+    from windalign.llm.evaluate import SampleCache, evaluate
     from windalign.llm.trainer import evaluation_seeds
     from windalign.lm.loading import resolve_model
     from windalign.preferences import as_oracle
@@ -202,6 +202,8 @@ def run_trl(lr: float, seed: int, path: Path, overrides: dict[str, Any] | None =
     metrics.write_text("")
     per_prompt.write_text("")
     baseline_samples: dict[Any, Any] = {}  # the initial model's, drawn once (as wind train)
+    if demo.get("eval_baseline_cache"):  # as wind train with the same key (the fp32 CPU regime)
+        baseline_samples = SampleCache(demo["eval_baseline_cache"], ref, precision="no")
     state = {"seconds_wall": 0.0, "seconds_evaluate": 0.0, "mark": 0.0}
 
     class Evaluate(TrainerCallback):

@@ -62,6 +62,9 @@ KNOBS: dict[str, tuple[str, tuple[float, ...]]] = {
 TUNE_STEPS, FINAL_STEPS = 12, 48
 SEEDS = (0, 1, 2)
 BEST_OF = (2, 4)
+#: under ``--out``: the initial model's evaluation samples, shared by every run (and target) of a
+#: seed (``eval_baseline_cache``)
+BASELINE_SAMPLES = "baseline-samples"
 SUMMARY_FILES = ("config.yaml", "metrics.jsonl", "evaluations.jsonl", "status.json")  # status last
 #: held while a summary is written (and committed) and while the workers list the jobs left
 LOCK = threading.Lock()
@@ -123,6 +126,7 @@ def run(out: Path, stage: str, method: str, setting: dict[str, float], seed: int
     if not finished(path):
         overrides = stage_config(stage) | {k: v for k, v in setting.items()
                                            if k != "learning_rate"}  # fmt: skip
+        overrides["eval_baseline_cache"] = str(out / BASELINE_SAMPLES)  # drawn once per seed
         lr = setting["learning_rate"]
         path.parent.mkdir(parents=True, exist_ok=True)
         if method == TRL:
@@ -209,7 +213,7 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from windalign.llm.data import load_prompts
-    from windalign.llm.evaluate import evaluate
+    from windalign.llm.evaluate import SampleCache, evaluate
     from windalign.llm.trainer import derived_seed, evaluation_seeds
     from windalign.lm.loading import resolve_model
     from windalign.preferences import as_oracle
@@ -221,8 +225,8 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     oracle = as_oracle(demo["preference"])
     prompts = load_prompts(stage_config("final")["eval_prompts"], "prompt")
+    cache = SampleCache(out / BASELINE_SAMPLES, model, precision="no")  # wind train's fp32 key
     for seed in SEEDS:
-        cache: dict[Any, Any] = {}
         _, base_seed = evaluation_seeds(seed, 0)  # the trained runs' initial-model samples
         for n in BEST_OF:
             path = out / "targets" / f"best-of-{n}" / f"seed{seed}"

@@ -89,3 +89,12 @@ def test_resume_refuses_a_different_config(tiny_dir, tmp_path, capsys):
     argv = ["train", "--config", str(cfg), "--resume_from_checkpoint", "--beta", "0.3"]
     assert main(argv) == 2
     assert "resuming with a different config: beta was None, now 0.3" in capsys.readouterr().err
+
+
+def test_resume_accepts_another_baseline_cache_folder(tiny_dir, tmp_path, capsys):
+    """Where the evaluation baseline's samples are kept changes no number: not a config change."""
+    cfg = write(tmp_path, tiny_dir, max_steps=1)
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
+    argv = ["train", "--config", str(cfg), "--resume_from_checkpoint", "--no-progress",
+            "--eval_baseline_cache", str(tmp_path / "samples")]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err

@@ -12,7 +12,7 @@ from tiny import save_tiny, tiny_model, tiny_tokenizer
 
 from windalign.cli import main
 from windalign.llm import WINDConfig, WINDTrainer
-from windalign.llm.evaluate import EvalResult, evaluate, mean_interval, report
+from windalign.llm.evaluate import EvalResult, SampleCache, evaluate, mean_interval, report
 from windalign.preferences import RewardFunctionOracle
 
 PROMPTS = ["Say hi.", "Name a fruit.", "Count to three.", "Write a word."]
@@ -67,6 +67,76 @@ def test_the_baseline_is_sampled_once_and_reused_with_a_cache():
     assert [r["baseline"] for r in again.per_prompt] == [r["baseline"] for r in first.per_prompt]
     assert again.per_prompt == fresh.per_prompt and again.summary == fresh.summary
     assert [r["policy"] for r in again.per_prompt] != [r["policy"] for r in first.per_prompt]
+
+
+def test_a_disk_cache_gives_other_runs_the_same_baseline_samples_and_no_other_models(tmp_path):
+    """``SampleCache``: a new cache on the same folder and an identical baseline (another object
+    with the same weights) draws nothing and gives a fresh evaluation's result; other weights or
+    another precision regime draw their own; an unreadable file is drawn again."""
+    tok = tiny_tokenizer()
+    a, b, twin = tiny_model(tok, seed=2), tiny_model(tok, seed=3), tiny_model(tok, seed=3)
+    calls = []
+    for m in (b, twin):
+        original = m.generate
+        m.generate = lambda *args, _o=original, **kw: calls.append(1) or _o(*args, **kw)
+    oracle = RewardFunctionOracle(count_a)
+    kw = {"samples": 2, "max_new_tokens": 5, "batch_size": 2, "baseline_seed": 7, "seed": 1}
+    first = evaluate(a, b, tok, PROMPTS, oracle, baseline_cache=SampleCache(tmp_path, b), **kw)
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.json"))) == 2  # a file per batch
+    again = evaluate(
+        a, twin, tok, PROMPTS, oracle, baseline_cache=SampleCache(tmp_path, twin), **kw
+    )
+    assert len(calls) == 2  # read from the folder
+    assert again.per_prompt == first.per_prompt and again.summary == first.summary
+    other = tiny_model(tok, seed=4)
+    assert SampleCache(tmp_path, other).tag != SampleCache(tmp_path, b).tag
+    assert SampleCache(tmp_path, b, precision="bf16").tag != SampleCache(tmp_path, b).tag
+    for key in [("x",)]:
+        assert key not in SampleCache(tmp_path, b)
+    for path in tmp_path.glob("*.json"):
+        path.write_text('{"half a fi')  # a damaged file: drawn again, then rewritten whole
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    third = evaluate(
+        a, twin, tok, PROMPTS, oracle, baseline_cache=SampleCache(tmp_path, twin), **kw
+    )
+    assert len(calls) == 4 and third.per_prompt == first.per_prompt
+
+
+def test_runs_with_eval_baseline_cache_share_the_initial_policys_samples(tiny_dir, tmp_path):
+    """``eval_baseline_cache``: a second run against the same initial model reads the baseline's
+    samples the first one wrote (shown by altering them on disk in between)."""
+
+    def trainer(name):
+        args = WINDConfig(
+            output_dir=str(tmp_path / name), use_cpu=True, max_steps=1,
+            per_device_train_batch_size=2,
+            num_samples=2, max_new_tokens=5, save_strategy="no", disable_tqdm=True, beta=0.0,
+            eval_strategy="steps", eval_steps=1, eval_samples=2,
+            eval_baseline_cache=str(tmp_path / "cache"),
+        )  # fmt: skip
+        return WINDTrainer(
+            str(tiny_dir), args=args, preference=count_a, train_dataset=PROMPTS,
+            eval_dataset=PROMPTS,
+        )  # fmt: skip
+
+    first = trainer("one")
+    # the key a script evaluating the saved model in fp32 files them under (the sweep's targets)
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+    assert first._baseline_samples.tag == SampleCache(tmp_path, saved, precision="no").tag
+    first.train()
+    files = list((tmp_path / "cache").glob("*.json"))
+    assert files  # one per evaluation batch
+    a = first.processing_class.convert_tokens_to_ids("a")
+    assert a != first.processing_class.unk_token_id
+    for path in files:  # every baseline response becomes the single token "a"
+        ids, cut = json.loads(path.read_text())
+        path.write_text(json.dumps([[[[a] for _ in row] for row in ids], cut]))
+    second = trainer("two")
+    second.train()
+    assert {t for r in second.last_evaluation.per_prompt for t in r["baseline"]} == {"a"}
+    assert {t for r in first.last_evaluation.per_prompt for t in r["baseline"]} != {"a"}
 
 
 def by_position(prompts, responses):

@@ -284,7 +284,7 @@ def _check_same_config(path: Path, config: dict[str, Any]) -> None:
         raise ValueError(f"{path} is missing: this directory holds no wind train run to resume")
     saved = load_yaml(path.read_text()) or {}
     diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
-    diff = [k for k in diff if k not in ("disable_tqdm",)]
+    diff = [k for k in diff if k not in ("disable_tqdm", "eval_baseline_cache")]  # same numbers
     if diff:
         k = diff[0]
         raise ValueError(

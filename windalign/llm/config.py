@@ -199,6 +199,13 @@ class WINDConfig(TrainingArguments):
         "initial policy (eval_strategy / eval_steps; eval_dataset = the prompts); an integer >= 1",
         check=_int_at_least(1),
     )
+    eval_baseline_cache: str | None = option(
+        None,
+        help="a folder keeping the evaluation baseline's samples for other runs against the same "
+        "initial model, prompts, seed and sampling settings (a sweep's runs draw them once; "
+        "one process or DDP); a path, or null: kept in memory for this run only",
+        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+    )
     disable_dropout: bool = option(
         True,
         help="turn dropout off in the policy so log-probs are deterministic; true or false",

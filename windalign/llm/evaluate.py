@@ -19,9 +19,13 @@ initial policy.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +69,70 @@ class EvalResult:
 
     summary: dict[str, float]
     per_prompt: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SampleCache(dict):
+    """The baseline's samples of :func:`evaluate` kept in ``folder`` as well as in memory, for
+    runs that evaluate against the same initial model (a sweep's runs of one seed draw them once).
+
+    A batch's samples are filed under a hash of :func:`evaluate`'s cache key (seed, batch,
+    samples, temperature, length, EOS and pad ids, the batch's prompt ids) and of ``model``'s
+    fingerprint: every tensor of its state dict byte for byte (this process's shard of a sharded
+    one), ``precision`` (the autocast regime it runs in), its device type and the torch and
+    transformers versions. Another model, regime or version never meets these samples. Files
+    are written atomically; an unreadable one is drawn again.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> cache = SampleCache(folder, torch.nn.Linear(2, 2))
+    >>> cache[("key",)] = ([[[5, 6]]], [[False]])
+    >>> SampleCache(folder, torch.nn.Linear(2, 2))[("key",)]  # another model: not its samples
+    Traceback (most recent call last):
+    KeyError: ('key',)
+    """
+
+    def __init__(self, folder: str | Path, model: Any, precision: str = "none") -> None:
+        super().__init__()
+        import transformers
+
+        self.folder = Path(folder)
+        digest = hashlib.sha256()
+        for name, tensor in model.state_dict().items():
+            local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
+            local = local.detach().cpu().contiguous()
+            digest.update(f"{name} {local.dtype} {tuple(local.shape)}".encode())
+            digest.update(local.flatten().view(torch.uint8).numpy().tobytes())
+        device = next(iter(model.parameters())).device.type
+        digest.update(
+            f"{precision} {device} {torch.__version__} {transformers.__version__}".encode()
+        )
+        self.tag = digest.hexdigest()
+
+    def _path(self, key: Any) -> Path:
+        return self.folder / f"{hashlib.sha256(repr((self.tag, key)).encode()).hexdigest()}.json"
+
+    def __contains__(self, key: Any) -> bool:
+        if not dict.__contains__(self, key):
+            try:
+                ids, cut = json.loads(self._path(key).read_text())
+            except (OSError, ValueError):
+                return False
+            dict.__setitem__(self, key, (ids, cut))
+        return True
+
+    def __getitem__(self, key: Any) -> tuple[list, list]:
+        if key not in self:
+            raise KeyError(key)
+        return dict.__getitem__(self, key)
+
+    def __setitem__(self, key: Any, value: tuple[list, list]) -> None:
+        dict.__setitem__(self, key, value)
+        path = self._path(key)
+        if not path.is_file():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps([list(value[0]), list(value[1])]))
+            os.replace(tmp, path)
 
 
 def batch_seed(seed: int, batch: int, model: int) -> int:
@@ -120,6 +188,7 @@ def evaluate(
     The baseline's responses are drawn under ``baseline_seed`` (default ``seed``): a fixed
     baseline (the trainer's initial policy) gives the same responses at every evaluation, so with
     a ``baseline_cache`` dict (kept by the caller across calls) they are sampled once and reused.
+    A :class:`SampleCache` keeps them on disk for other runs against the same baseline.
     ``share_prompts``: each prompt runs once for its samples, in ``generate``'s prefill and in
     the log-prob passes (:func:`windalign.lm.tokens.pack`).
 
@@ -151,7 +220,7 @@ def evaluate(
             stop = min(start + batch_size, len(prompts))
             drawn, lp = {}, {}
             key = (seeds["baseline"], start // batch_size, samples, temperature, max_new_tokens,
-                   tuple(map(tuple, prompt_ids[start:stop])))  # fmt: skip
+                   tuple(eos), pad, tuple(map(tuple, prompt_ids[start:stop])))  # fmt: skip
             with autocast():
                 for i, name in enumerate(models):
                     if name == "baseline" and key in cache:

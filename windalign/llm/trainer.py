@@ -214,7 +214,7 @@ class WINDTrainer(ResumableTrainer):
         )
         self.round: Round | None = None
         self.last_evaluation: Any = None
-        self._baseline_samples: dict[Any, Any] = {}  # the evaluation baseline's, per batch
+        self._baseline_samples = self._baseline_cache()  # the evaluation baseline's, per batch
         names = ("rounds", "samples", "tokens", "queries", "skipped_queries", "oracle_calls")
         names += (*(f"seconds_{t}" for t in TIMERS), "seconds_wall")
         self.counters: dict[str, float] = defaultdict(float, dict.fromkeys(names, 0.0))
@@ -260,6 +260,25 @@ class WINDTrainer(ResumableTrainer):
             yield
         finally:
             self.counters[f"seconds_{name}"] += time.perf_counter() - start
+
+    def _baseline_cache(self) -> dict[Any, Any]:
+        """Where the evaluation baseline's samples are kept: in memory, or also on disk
+        (``eval_baseline_cache``) for other runs against the same initial model."""
+        folder = self.args.eval_baseline_cache
+        if folder is None or self.eval_prompts is None:
+            return {}
+        from accelerate.utils import DistributedType
+
+        from windalign.llm.evaluate import SampleCache
+
+        kind = self.accelerator.distributed_type
+        if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+            raise ValueError(
+                f"eval_baseline_cache works with one process or DDP, not {kind.value}: "
+                "set eval_baseline_cache: null"
+            )
+        reference, _ = self._reference()
+        return SampleCache(folder, reference, precision=str(self.accelerator.mixed_precision))
 
     def _reference(self) -> Any:
         """The reference model and a context to run it in (adapter disabled under PEFT)."""

@@ -278,6 +278,23 @@ def tables(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _knob_made_no_difference(rows: list[dict[str, Any]]) -> bool:
+    """Whether some learning rate was tried with several knob values that all gave the same
+    validation win rate (to 1e-9).
+
+    >>> _knob_made_no_difference([{"setting": "lr1e-05_eta5", "win": 0.5},
+    ...                           {"setting": "lr1e-05_eta1", "win": 0.5}])
+    True
+    >>> _knob_made_no_difference([{"setting": "lr1e-05", "win": 0.5}])
+    False
+    """
+    by_lr: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if "_" in r["setting"]:
+            by_lr[r["setting"].split("_")[0]].append(r["win"])
+    return any(len(w) > 1 and max(w) - min(w) < 1e-9 for w in by_lr.values())
+
+
 def markdown(t: dict[str, Any]) -> str:
     lines = [
         "# LLM sweep: tuned methods, three seeds, paired differences (issue 18)",
@@ -323,6 +340,16 @@ def markdown(t: dict[str, Any]) -> str:
             mark = " **(chosen)**" if t["chosen"].get(m) == r["setting"] else ""
             win = "failed" if r["win"] == -math.inf else f"{r['win']:.3f}"
             lines.append(f"| {NAMES[m]} | `{r['setting']}`{mark} | {win} |")
+    flat = [m for m in METHODS if _knob_made_no_difference(t["tune"].get(m, []))]
+    if flat:
+        lines += [
+            "",
+            f"The {' and '.join(f'{KNOBS[m][0]} of {NAMES[m]}' for m in flat)} made no difference "
+            "(the same validation win rate at every value): with one optimizer step per round "
+            "each round's gradient is the knob times a direction that does not depend on it, and "
+            "neither Adam's step nor gradient clipping depends on that scale. Those runs bought "
+            "nothing; with several steps per round the knob matters and needs its grid.",
+        ]
     lines += [
         "",
         "## The Best-of-N target (the initial model's Best-of-N against itself, test)",

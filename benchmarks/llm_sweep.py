@@ -50,11 +50,12 @@ from windalign.llm.state import last_complete_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARIES = ROOT / "docs" / "benchmarks" / "llm_sweep"
 #: in the order the sweep spends its budget: WIND and the paper's BOND-family baselines first
-METHODS = ("wind-squared", "jbond", "bok-distill", "sppo", TRL, "dpo", "nash-md")
+METHODS = ("wind-squared", "jbond", "wind-nce", "bok-distill", "sppo", TRL, "dpo", "nash-md")
 LEARNING_RATES = (1e-5, 2e-5, 4e-5)
 #: each method's own knob: its value while the learning rate is tuned, then the others tried
 KNOBS: dict[str, tuple[str, tuple[float, ...]]] = {
     "wind-squared": ("eta", (5.0, 1.0)),
+    "wind-nce": ("eta", (5.0, 1.0, 20.0)),
     "sppo": ("eta", (5.0, 1.0)),
     "jbond": ("gamma", (0.1, 0.02, 0.3)),
     "nash-md": ("alpha", (0.5, 0.125)),

@@ -45,9 +45,11 @@ from llm_sweep import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARIES = ROOT / "docs" / "benchmarks" / "llm_sweep"
-WIND = "wind-squared"
+#: the WIND losses in the sweep: each is compared with every other method
+WINDS = ("wind-squared", "wind-nce")
 NAMES = {
     "wind-squared": "WIND (`wind-squared`)",
+    "wind-nce": "WIND (`wind-nce`)",
     "sppo": "SPPO",
     "jbond": "J-BOND",
     "bok-distill": "Best-of-K distillation",
@@ -262,9 +264,11 @@ def tables(data: dict[str, Any]) -> dict[str, Any]:
                 "queries": [r["metrics"].get(step, {}).get("queries") for r in have],
                 "vs_initial": difference(runs, None, step),
             }
-        row["vs_wind"] = (
-            difference(final[WIND], runs, last) if m != WIND and WIND in final else None
-        )
+        row["vs_wind"] = {  # each pair of methods once: a WIND loss minus a later method
+            w: difference(final[w], runs, last)
+            for w in WINDS
+            if w in final and w != m and not (m in WINDS and WINDS.index(m) < WINDS.index(w))
+        }
         row["vs_target"] = {
             n: difference(runs, {s: v for s, v in t.items()}, last) for n, t in targets.items()
         }
@@ -393,11 +397,12 @@ def markdown(t: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for m, r in t["methods"].items():
-        if r["vs_wind"] is not None:
-            d = r["vs_wind"]
-            lines.append(
-                f"| WIND − {NAMES[m]} | {_ci(d)} | {d['verdict']} | {_seeds(d['seeds'])} |"
-            )
+        for w, d in r["vs_wind"].items():
+            if d is not None:
+                lines.append(
+                    f"| {NAMES[w]} − {NAMES[m]} | {_ci(d)} | {d['verdict']} | "
+                    f"{_seeds(d['seeds'])} |"
+                )
     for m, r in t["methods"].items():
         for n, d in r["vs_target"].items():
             if d is not None:

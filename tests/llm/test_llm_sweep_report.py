@@ -79,7 +79,7 @@ def test_a_difference_on_every_prompt_is_separated_however_much_the_prompts_diff
 ):
     sweep_tree(tmp_path, gap=0.04)
     t = report.tables(report.load(tmp_path))
-    d = t["methods"]["sppo"]["vs_wind"]
+    d = t["methods"]["sppo"]["vs_wind"]["wind-squared"]
     assert d["mean"] == pytest.approx(0.04) and d["lo"] == pytest.approx(0.04)
     assert d["verdict"] == "better" and d["n_seeds"] == 3
     # unpaired (the prompts shuffled against each other) the same data would not separate
@@ -90,11 +90,11 @@ def test_a_difference_on_every_prompt_is_separated_however_much_the_prompts_diff
 
 def test_seeds_that_disagree_or_a_gap_within_the_noise_are_not_separated(report, tmp_path):
     sweep_tree(tmp_path / "a", gap=0.0)
-    assert report.tables(report.load(tmp_path / "a"))["methods"]["sppo"]["vs_wind"]["verdict"] == (
-        "not separated"
-    )
+    assert report.tables(report.load(tmp_path / "a"))["methods"]["sppo"]["vs_wind"]["wind-squared"][
+        "verdict"
+    ] == ("not separated")
     sweep_tree(tmp_path / "b", gap=0.04, seed_noise=0.1)  # seed 0's WIND below SPPO's
-    d = report.tables(report.load(tmp_path / "b"))["methods"]["sppo"]["vs_wind"]
+    d = report.tables(report.load(tmp_path / "b"))["methods"]["sppo"]["vs_wind"]["wind-squared"]
     assert d["seeds"][0] < 0 < d["seeds"][2]
     assert d["verdict"].startswith("not separated")
 
@@ -125,7 +125,8 @@ def test_the_page_names_the_choice_the_targets_and_the_verdicts(report, tmp_path
     assert "| WIND (`wind-squared`) | `lr2e-05_eta1` | 0.530 |" in text
     assert "| online DPO | `lr1e-05` | 0.600 |" in text  # its grid is not complete: no choice
     assert (
-        "Best-of-2: win rate" in text and "| WIND − SPPO | +0.040 [+0.040, +0.040] | better" in text
+        "Best-of-2: win rate" in text
+        and "| WIND (`wind-squared`) − SPPO | +0.040 [+0.040, +0.040] | better" in text
     )
     assert fig.stat().st_size > 0 and json.loads(js.read_text())["steps"] == [12, 24, 36, 48]
     # the run times: a status's start to end, else the largest seconds_wall (10 s per step)

@@ -209,6 +209,11 @@ def chosen(summaries: Path, method: str) -> dict[str, float] | None:
 def targets(out: Path, summaries: Path, commit: bool) -> None:
     """Best-of-2 and Best-of-4 of the initial model against it on ``builtin:test``, per seed,
     with the baseline samples its trained runs meet (``WINDTrainer._seed(0, 1, 1)``)."""
+    todo = [(seed, n) for seed in SEEDS for n in BEST_OF  # summarized here or elsewhere
+            if not finished(summaries / "targets" / f"best-of-{n}" / f"seed{seed}")]  # fmt: skip
+    if not todo:
+        print("targets: every seed summarized", flush=True)
+        return
     import torch
     from llm_results import base_config
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -231,6 +236,8 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
         _, base_seed = evaluation_seeds(seed, 0)  # the trained runs' initial-model samples
         for n in BEST_OF:
             path = out / "targets" / f"best-of-{n}" / f"seed{seed}"
+            if (seed, n) not in todo:
+                continue
             if not finished(path):
                 start = time.perf_counter()
                 result = evaluate(

@@ -165,3 +165,19 @@ def test_a_final_run_keeps_a_checkpoint_per_evaluation_and_resumes_from_it(
     (tmp_path / "final" / "dpo" / "lr2e-05" / "seed0" / "status.json").unlink()
     sweep.run(tmp_path, "final", "dpo", setting, 0, tmp_path / "kept2", False)
     assert "--resume-from-checkpoint" in commands[-1] and "--overwrite" not in commands[-1]
+
+
+def test_targets_summarized_elsewhere_are_not_computed_again(sweep, tmp_path, monkeypatch, capsys):
+    """A fresh checkout has no run folders but the committed summaries: the targets they hold are
+    skipped without loading a model."""
+    import windalign.lm.loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded for targets already summarized")
+
+    monkeypatch.setattr(windalign.lm.loading, "resolve_model", refuse)
+    for seed in sweep.SEEDS:
+        for n in sweep.BEST_OF:
+            summary(tmp_path / "kept" / "targets" / f"best-of-{n}" / f"seed{seed}", 0.56)
+    sweep.targets(tmp_path / "runs", tmp_path / "kept", False)
+    assert "every seed summarized" in capsys.readouterr().out

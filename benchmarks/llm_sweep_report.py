@@ -181,6 +181,8 @@ def difference(
     verdict = "better" if lo > 0 else "worse" if hi < 0 else "not separated"
     if verdict != "not separated" and not same_sign:
         verdict = "not separated (seeds disagree)"
+    if len(seeds) < len(SEEDS):  # the protocol's seeds or no verdict
+        verdict = f"none yet ({len(seeds)} of {len(SEEDS)} seeds)"
     return {
         "mean": mean,
         "lo": lo,
@@ -215,6 +217,32 @@ def reach(runs: dict[int, Any], target: dict[int, np.ndarray]) -> dict[int, Any]
             else {"round": hit, "samples": m.get("samples"), "queries": m.get("queries")}
         )
     return out
+
+
+def matched(
+    a: dict[int, Any], b: dict[int, Any], last: int, cost: str = "samples"
+) -> dict[str, Any] | None:
+    """``a - b`` at equal ``cost`` (``samples`` or ``queries``) where their rounds spend different
+    amounts (J-BOND draws 3 samples per prompt and asks 3 queries, WIND 4 and 6): the run that
+    spent less by round ``last`` is taken there, the other at its evaluation that spent as much;
+    None when the amounts agree or no evaluation matches."""
+
+    def spent(runs: dict[int, Any], step: int) -> float | None:
+        counts = {r["metrics"].get(step, {}).get(cost) for r in runs.values()}
+        return counts.pop() if len(counts) == 1 else None
+
+    na, nb = spent(a, last), spent(b, last)
+    if na is None or nb is None or na == nb:
+        return None
+    few = min(na, nb)
+    other = b if na < nb else a
+    steps = sorted({s for r in other.values() for s in r["metrics"]})
+    match = [s for s in steps if spent(other, s) == few]
+    if not match:
+        return None
+    a_step, b_step = (last, match[0]) if na < nb else (match[0], last)
+    d = difference(a, b, a_step, b_step)
+    return None if d is None else {**d, "spent": few, "a_step": a_step, "b_step": b_step}
 
 
 def _ci(d: dict[str, Any] | None) -> str:
@@ -268,6 +296,10 @@ def tables(data: dict[str, Any]) -> dict[str, Any]:
             w: difference(final[w], runs, last)
             for w in WINDS
             if w in final and w != m and not (m in WINDS and WINDS.index(m) < WINDS.index(w))
+        }
+        row["vs_wind_matched"] = {
+            w: {c: matched(final[w], runs, last, c) for c in ("samples", "queries")}
+            for w in row["vs_wind"]
         }
         row["vs_target"] = {
             n: difference(runs, {s: v for s, v in t.items()}, last) for n, t in targets.items()
@@ -403,6 +435,13 @@ def markdown(t: dict[str, Any]) -> str:
                     f"| {NAMES[w]} − {NAMES[m]} | {_ci(d)} | {d['verdict']} | "
                     f"{_seeds(d['seeds'])} |"
                 )
+            for cost, e in r["vs_wind_matched"].get(w, {}).items():
+                if e is not None:  # the same comparison at equal cost
+                    lines.append(
+                        f"| {NAMES[w]} (round {e['a_step']}) − {NAMES[m]} (round {e['b_step']}), "
+                        f"{e['spent']:g} {cost} each | {_ci(e)} | {e['verdict']} | "
+                        f"{_seeds(e['seeds'])} |"
+                    )
     for m, r in t["methods"].items():
         for n, d in r["vs_target"].items():
             if d is not None:

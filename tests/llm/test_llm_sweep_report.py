@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -97,6 +98,11 @@ def test_seeds_that_disagree_or_a_gap_within_the_noise_are_not_separated(report,
     d = report.tables(report.load(tmp_path / "b"))["methods"]["sppo"]["vs_wind"]["wind-squared"]
     assert d["seeds"][0] < 0 < d["seeds"][2]
     assert d["verdict"].startswith("not separated")
+    # a clear gap on fewer seeds than the protocol's: no verdict yet
+    sweep_tree(tmp_path / "c", gap=0.04)
+    shutil.rmtree(tmp_path / "c" / "final" / "sppo" / "lr2e-05" / "seed2")
+    d = report.tables(report.load(tmp_path / "c"))["methods"]["sppo"]["vs_wind"]["wind-squared"]
+    assert d["lo"] > 0 and d["n_seeds"] == 2 and d["verdict"] == "none yet (2 of 3 seeds)"
 
 
 def test_the_cost_to_reach_best_of_2_is_the_first_evaluation_at_or_above_it(report, tmp_path):
@@ -132,3 +138,25 @@ def test_the_page_names_the_choice_the_targets_and_the_verdicts(report, tmp_path
     # the run times: a status's start to end, else the largest seconds_wall (10 s per step)
     assert "targets 1.0 h (one process, two threads), tuning 0.2 h and final runs 0.8 h" in text
     assert "Machine time so far: about 1.5 h" in text
+
+
+def test_methods_that_spend_differently_per_round_are_also_compared_at_equal_cost(report):
+    """J-BOND's rounds draw 12 samples where WIND's draw 16: at equal samples WIND's round 36
+    (576 samples) meets J-BOND's round 48; at equal queries (24 vs 12 per round) WIND's round 24;
+    runs that spend alike get no such row."""
+    wins = {s: np.full(5, 0.5 + s / 1000) for s in (12, 24, 36, 48)}
+
+    def runs(samples, queries):
+        return {seed: {"evals": {s: {"win_rate": w} for s, w in wins.items()},
+                       "metrics": {s: {"samples": samples * s, "queries": queries * s}
+                                   for s in wins}} for seed in (0, 1, 2)}  # fmt: skip
+
+    wind, jbond = runs(16, 24), runs(12, 12)
+    e = report.matched(wind, jbond, 48, "samples")
+    assert (e["a_step"], e["b_step"], e["spent"]) == (36, 48, 576)
+    assert e["mean"] == pytest.approx(0.036 - 0.048)
+    e = report.matched(wind, jbond, 48, "queries")
+    assert (e["a_step"], e["b_step"], e["spent"]) == (24, 48, 576)
+    e = report.matched(jbond, wind, 48, "samples")  # either order
+    assert (e["a_step"], e["b_step"]) == (48, 36) and e["mean"] == pytest.approx(0.012)
+    assert report.matched(wind, runs(16, 24), 48, "samples") is None

@@ -99,9 +99,9 @@ class SampleCache(dict):
         digest = hashlib.sha256()
         for name, tensor in model.state_dict().items():
             local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
-            local = local.detach().cpu().contiguous()
+            local = local.detach().contiguous()
             digest.update(f"{name} {local.dtype} {tuple(local.shape)}".encode())
-            digest.update(local.flatten().view(torch.uint8).numpy().tobytes())
+            digest.update(local.flatten().view(torch.uint8).cpu().numpy().tobytes())
         device = next(iter(model.parameters())).device.type
         digest.update(
             f"{precision} {device} {torch.__version__} {transformers.__version__}".encode()

@@ -356,7 +356,8 @@ def markdown(t: dict[str, Any]) -> str:
         + "; ".join(f"{m}: {k} {', '.join(f'{v:g}' for v in vs)}" for m, (k, vs) in KNOBS.items())
         + "); the highest validation win rate is chosen.",
         f"* Final: the chosen setting, seeds {', '.join(map(str, SEEDS))}, {FINAL_STEPS} rounds "
-        f"({FINAL_STEPS * 16} samples), evaluated on `builtin:test` (98 prompts, 2 samples per "
+        f"({FINAL_STEPS * 16} samples; J-BOND {FINAL_STEPS * 12}), evaluated on `builtin:test` "
+        "(98 prompts, 2 samples per "
         f"model) every {FINAL_STEPS // 4} rounds against the initial model's samples, which are "
         "the same for every method of a seed.",
         "* Targets: the initial model's Best-of-"
@@ -477,7 +478,8 @@ def markdown(t: dict[str, Any]) -> str:
         f"tuning {s['tune'] / 3600:.1f} h and final runs {s['final'] / 3600:.1f} h (two runs at "
         "a time, one thread each, on the 2-core CPU: about half as many hours of the machine). "
         f"Machine time so far: about {(s['targets'] + (s['tune'] + s['final']) / 2) / 3600:.1f} h. "
-        "These times were taken with the CPU shared and are not throughput measurements.",
+        "These times were taken with the CPU shared, on machines that differ between sessions (one "
+        "ran a WIND round in 51 s, the next in 25 s), and are not throughput measurements.",
         "",
     ]
     return "\n".join(lines)

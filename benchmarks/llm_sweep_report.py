@@ -161,16 +161,17 @@ def difference(
 ) -> dict[str, Any] | None:
     """Paired per-prompt win-rate difference ``a - b`` at ``step`` over the seeds both have
     (``b`` None: against 1/2, the initial model itself; ``b_step``: b's step, default ``step``)."""
-    seeds = sorted(s for s in a if step in a[s]["evals"] and (b is None or s in b))
+    at = step if b_step is None else b_step
+
+    def has(x: Any) -> bool:  # a target (an array) or a run evaluated at b's step
+        return isinstance(x, np.ndarray) or at in x["evals"]
+
+    seeds = sorted(s for s in a if step in a[s]["evals"] and (b is None or (s in b and has(b[s]))))
     if not seeds:
         return None
 
     def value(x: Any) -> np.ndarray:
-        return (
-            x
-            if isinstance(x, np.ndarray)
-            else x["evals"][step if b_step is None else b_step]["win_rate"]
-        )
+        return x if isinstance(x, np.ndarray) else x["evals"][at]["win_rate"]
 
     d = np.stack(
         [a[s]["evals"][step]["win_rate"] - (0.5 if b is None else value(b[s])) for s in seeds]

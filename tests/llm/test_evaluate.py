@@ -71,8 +71,9 @@ def test_the_baseline_is_sampled_once_and_reused_with_a_cache():
 
 def test_a_disk_cache_gives_other_runs_the_same_baseline_samples_and_no_other_models(tmp_path):
     """``SampleCache``: a new cache on the same folder and an identical baseline (another object
-    with the same weights) draws nothing and gives a fresh evaluation's result; other weights or
-    another precision regime draw their own; an unreadable file is drawn again."""
+    with the same weights) draws nothing and gives a fresh evaluation's result; other weights,
+    another precision regime or another seed draw their own; a damaged file is drawn again and
+    rewritten whole."""
     tok = tiny_tokenizer()
     a, b, twin = tiny_model(tok, seed=2), tiny_model(tok, seed=3), tiny_model(tok, seed=3)
     calls = []
@@ -81,25 +82,29 @@ def test_a_disk_cache_gives_other_runs_the_same_baseline_samples_and_no_other_mo
         m.generate = lambda *args, _o=original, **kw: calls.append(1) or _o(*args, **kw)
     oracle = RewardFunctionOracle(count_a)
     kw = {"samples": 2, "max_new_tokens": 5, "batch_size": 2, "baseline_seed": 7, "seed": 1}
-    first = evaluate(a, b, tok, PROMPTS, oracle, baseline_cache=SampleCache(tmp_path, b), **kw)
+
+    def run(model, **more):
+        cache = SampleCache(tmp_path, model)
+        return evaluate(a, model, tok, PROMPTS, oracle, baseline_cache=cache, **(kw | more)), cache
+
+    first, cache = run(b)
     assert len(calls) == 2 and len(list(tmp_path.glob("*.json"))) == 2  # a file per batch
-    again = evaluate(
-        a, twin, tok, PROMPTS, oracle, baseline_cache=SampleCache(tmp_path, twin), **kw
-    )
+    again, _ = run(twin)
     assert len(calls) == 2  # read from the folder
     assert again.per_prompt == first.per_prompt and again.summary == first.summary
+    keys = list(cache.keys())
     other = tiny_model(tok, seed=4)
-    assert SampleCache(tmp_path, other).tag != SampleCache(tmp_path, b).tag
-    assert SampleCache(tmp_path, b, precision="bf16").tag != SampleCache(tmp_path, b).tag
-    for key in [("x",)]:
-        assert key not in SampleCache(tmp_path, b)
+    assert len(keys) == 2 and all(k in SampleCache(tmp_path, twin) for k in keys)
+    assert not any(k in SampleCache(tmp_path, other) for k in keys)  # same folder, other weights
+    assert not any(k in SampleCache(tmp_path, b, precision="bf16") for k in keys)
+    run(twin, baseline_seed=8)  # another seed: its own samples
+    assert len(calls) == 4 and len(list(tmp_path.glob("*.json"))) == 4
     for path in tmp_path.glob("*.json"):
-        path.write_text('{"half a fi')  # a damaged file: drawn again, then rewritten whole
-    assert len(list(tmp_path.glob("*.json"))) == 2
-    third = evaluate(
-        a, twin, tok, PROMPTS, oracle, baseline_cache=SampleCache(tmp_path, twin), **kw
-    )
-    assert len(calls) == 4 and third.per_prompt == first.per_prompt
+        path.write_text('{"half a fi')  # damaged files: drawn again, then rewritten whole
+    third, _ = run(twin)
+    assert len(calls) == 6 and third.per_prompt == first.per_prompt
+    run(twin)
+    assert len(calls) == 6  # read, not drawn
 
 
 def test_runs_with_eval_baseline_cache_share_the_initial_policys_samples(tiny_dir, tmp_path):

@@ -160,3 +160,6 @@ def test_methods_that_spend_differently_per_round_are_also_compared_at_equal_cos
     e = report.matched(jbond, wind, 48, "samples")  # either order
     assert (e["a_step"], e["b_step"]) == (48, 36) and e["mean"] == pytest.approx(0.012)
     assert report.matched(wind, runs(16, 24), 48, "samples") is None
+    short = runs(12, 12)  # a seed whose run was not evaluated at that step is left out
+    del short[2]["evals"][48]
+    assert report.difference(wind, short, 48)["n_seeds"] == 2

@@ -96,6 +96,7 @@ class SampleCache(dict):
         import transformers
 
         self.folder = Path(folder)
+        self._whole: set[Any] = set()  # keys whose file was read or written whole
         digest = hashlib.sha256()
         for name, tensor in model.state_dict().items():
             local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
@@ -118,6 +119,7 @@ class SampleCache(dict):
             except (OSError, ValueError):
                 return False
             dict.__setitem__(self, key, (ids, cut))
+            self._whole.add(key)
         return True
 
     def __getitem__(self, key: Any) -> tuple[list, list]:
@@ -127,12 +129,14 @@ class SampleCache(dict):
 
     def __setitem__(self, key: Any, value: tuple[list, list]) -> None:
         dict.__setitem__(self, key, value)
-        path = self._path(key)
-        if not path.is_file():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps([list(value[0]), list(value[1])]))
-            os.replace(tmp, path)
+        if key in self._whole:
+            return
+        path = self._path(key)  # missing or damaged: (re)written whole, atomically
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([list(value[0]), list(value[1])]))
+        os.replace(tmp, path)
+        self._whole.add(key)
 
 
 def batch_seed(seed: int, batch: int, model: int) -> int:

@@ -231,7 +231,7 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     oracle = as_oracle(demo["preference"])
     prompts = load_prompts(stage_config("final")["eval_prompts"], "prompt")
-    cache = SampleCache(out / BASELINE_SAMPLES, model, precision="no")  # wind train's fp32 key
+    cache = SampleCache(out / BASELINE_SAMPLES, model)  # fp32: the key of wind train's runs
     for seed in SEEDS:
         _, base_seed = evaluation_seeds(seed, 0)  # the trained runs' initial-model samples
         for n in BEST_OF:

@@ -279,12 +279,27 @@ class WINDConfig(TrainingArguments):
                 "transformers refuses to unscale float16 gradients); use dtype: bfloat16, or "
                 "float32 weights with fp16: true (autocast)"
             )
+        if self.eval_baseline_cache is not None and self.shards_parameters:
+            raise ValueError(
+                "eval_baseline_cache works with one process or DDP, not with FSDP or DeepSpeed "
+                "(their ranks hold shards of the weights the cache is filed under): set "
+                "eval_baseline_cache: null"
+            )
         if self.top_p < 1 or self.top_k > 0:
             warnings.warn(
                 f"top_p = {self.top_p}, top_k = {self.top_k}: the sampler is a truncated policy, "
                 "so the samples are off-policy for every objective (THEORY.md 8)",
                 stacklevel=2,
             )
+
+    @property
+    def shards_parameters(self) -> bool:
+        """Whether FSDP or DeepSpeed will hold the parameters: set by these arguments
+        (``fsdp``, ``deepspeed``) or by ``accelerate launch`` (its environment)."""
+        from accelerate.utils import parse_flag_from_env
+
+        launched = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
+        return bool(self.fsdp or self.deepspeed) or any(map(parse_flag_from_env, launched))
 
     @property
     def spec(self) -> LossSpec:

@@ -186,7 +186,7 @@ def run_trl(lr: float, seed: int, path: Path, overrides: dict[str, Any] | None =
         top_k=0,
         top_p=1.0,
         gradient_checkpointing=False,  # TRL's default is on; wind train does not checkpoint
-        beta=[HYPER[TRL]["beta"]],
+        beta=[{**HYPER[TRL], **(overrides or {})}["beta"]],  # a sweep may tune it
         loss_type="sigmoid",
         seed=seed,
         use_cpu=True,
@@ -203,7 +203,7 @@ def run_trl(lr: float, seed: int, path: Path, overrides: dict[str, Any] | None =
     per_prompt.write_text("")
     baseline_samples: dict[Any, Any] = {}  # the initial model's, drawn once (as wind train)
     if demo.get("eval_baseline_cache"):  # as wind train with the same key (the fp32 CPU regime)
-        baseline_samples = SampleCache(demo["eval_baseline_cache"], ref, precision="no")
+        baseline_samples = SampleCache(demo["eval_baseline_cache"], ref)
     state = {"seconds_wall": 0.0, "seconds_evaluate": 0.0, "mark": 0.0}
 
     class Evaluate(TrainerCallback):

@@ -15,8 +15,9 @@ learning rate; J-BOND 3 samples) with its method's objective, trained on ``built
 * ``tune``: every method the same way, one seed, :data:`TUNE_STEPS` steps, evaluated at the end
   on ``builtin:validation`` (never reported): first the learning rates (:data:`LEARNING_RATES`)
   with its own knob at its first value (:data:`KNOBS`), then that knob's other values at the best
-  learning rate (a coordinate search: 3 + (knob values - 1) runs per method); the setting with
-  the highest validation win rate is chosen.
+  learning rate, then, for a method with a KL coefficient, :data:`KL_KNOB`'s values at the best
+  setting so far (a coordinate search); the setting with the highest validation win rate is
+  chosen.
 * ``final``: every method at its chosen setting, :data:`SEEDS`, :data:`FINAL_STEPS` steps (768
   samples), evaluated on ``builtin:test`` every quarter of the run, a checkpoint kept at each
   evaluation so that a killed run resumes from it (TRL's runs start again).
@@ -43,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from llm_results import TRL, finished, wind_command
+from llm_results import HYPER, TRL, finished, wind_command
 
 from windalign.llm.state import last_complete_checkpoint
 
@@ -60,6 +61,11 @@ KNOBS: dict[str, tuple[str, tuple[float, ...]]] = {
     "jbond": ("gamma", (0.1, 0.02, 0.3)),
     "nash-md": ("alpha", (0.5, 0.125)),
 }
+#: every method with a KL coefficient (``beta`` in ``llm_results.HYPER``: the WIND losses, J-BOND,
+#: Nash-MD, online DPO, TRL) also tries these at its best setting so far, after its own knob (the
+#: runs before use HYPER's 0.1): how far from the initial model a method may move decides much of
+#: its win rate against it (SPPO and Best-of-K distillation have no such coefficient)
+KL_KNOB = ("beta", (0.03, 0.01))
 TUNE_STEPS, FINAL_STEPS = 12, 48
 SEEDS = (0, 1, 2)
 BEST_OF = (2, 4)
@@ -74,20 +80,39 @@ LOCK = threading.Lock()
 def grid(method: str, summaries: Path | None = None) -> list[dict[str, float]]:
     """The settings ``tune`` runs for ``method`` so far: the learning rates (its knob at its first
     value), then, once those are summarized under ``summaries``, the knob's other values at the
-    best of them.
+    best of them, then (for a method with a KL coefficient) :data:`KL_KNOB`'s values at the best
+    setting so far.
 
     >>> [setting_name(s) for s in grid("jbond")]
     ['lr1e-05_gamma0.1', 'lr2e-05_gamma0.1', 'lr4e-05_gamma0.1']
-    >>> grid("dpo")[0]
-    {'learning_rate': 1e-05}
+    >>> grid("sppo")[0]
+    {'learning_rate': 1e-05, 'eta': 5.0}
     """
     name, values = KNOBS.get(method, ("", (None,)))
-    first = [{"learning_rate": lr} | ({name: values[0]} if name else {}) for lr in LEARNING_RATES]
-    scores = [_score(summaries, method, s) for s in first] if summaries else [None]
-    if not name or None in scores:
-        return first
-    best = first[scores.index(max(scores))]
-    return first + [best | {name: v} for v in values[1:]]
+    settings = [{"learning_rate": lr} | ({name: values[0]} if name else {})
+                for lr in LEARNING_RATES]  # fmt: skip
+    for knob, others in _stages(method):
+        scores = [_score(summaries, method, s) for s in settings] if summaries else [None]
+        if None in scores:
+            break
+        best = settings[scores.index(max(scores))]
+        settings += [best | {knob: v} for v in others]
+    return settings
+
+
+def _stages(method: str) -> list[tuple[str, tuple[float, ...]]]:
+    """The knobs tuned after the learning rate, in order, each with the values still to try."""
+    name, values = KNOBS.get(method, ("", ()))
+    return ([(name, values[1:])] if name else []) + ([KL_KNOB] if "beta" in HYPER[method] else [])
+
+
+def grid_size(method: str) -> int:
+    """How many settings ``method``'s whole grid holds.
+
+    >>> grid_size("wind-squared"), grid_size("bok-distill")
+    (6, 3)
+    """
+    return len(LEARNING_RATES) + sum(len(values) for _, values in _stages(method))
 
 
 def _score(summaries: Path, method: str, setting: dict[str, float]) -> float | None:
@@ -201,7 +226,7 @@ def chosen(summaries: Path, method: str) -> dict[str, float] | None:
     (None until every setting of the grid has finished; the first of equals)."""
     settings = grid(method, summaries)
     scores = [_score(summaries, method, s) for s in settings]
-    if None in scores or (method in KNOBS and len(settings) == len(LEARNING_RATES)):
+    if None in scores or len(settings) < grid_size(method):
         return None
     return settings[scores.index(max(scores))]
 
@@ -231,7 +256,7 @@ def targets(out: Path, summaries: Path, commit: bool) -> None:
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     oracle = as_oracle(demo["preference"])
     prompts = load_prompts(stage_config("final")["eval_prompts"], "prompt")
-    cache = SampleCache(out / BASELINE_SAMPLES, model, precision="no")  # wind train's fp32 key
+    cache = SampleCache(out / BASELINE_SAMPLES, model)  # fp32: the key of wind train's runs
     for seed in SEEDS:
         _, base_seed = evaluation_seeds(seed, 0)  # the trained runs' initial-model samples
         for n in BEST_OF:

@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from llm_results import HYPER
 from llm_sweep import (
     BEST_OF,
     FINAL_STEPS,
+    KL_KNOB,
     KNOBS,
     LEARNING_RATES,
     METHODS,
@@ -58,6 +60,20 @@ NAMES = {
     "trl-online-dpo": "TRL `OnlineDPOTrainer`",
 }
 REPS = 20_000
+
+
+#: the methods with a KL coefficient, whose tuning also tries :data:`KL_KNOB`
+KL_METHODS = tuple(m for m in METHODS if "beta" in HYPER[m])
+
+
+def bon_kl_bound(n: int) -> float:
+    """``log n - (n - 1) / n``: the most Best-of-n can move from the model it draws from, in KL
+    (nats; Beirami et al. 2024).
+
+    >>> round(bon_kl_bound(2), 3), round(bon_kl_bound(4), 3)
+    (0.193, 0.636)
+    """
+    return math.log(n) - (n - 1) / n
 
 
 def paired_interval(diffs: np.ndarray, reps: int = REPS, seed: int = 0) -> tuple[float, ...]:
@@ -129,18 +145,24 @@ def load(summaries: Path) -> dict[str, Any]:
             target_seconds += _seconds(folder)
             n, seed = int(folder.parent.name.split("-")[-1]), int(folder.name[4:])
             targets[n][seed] = _per_prompt(folder)[0]["win_rate"]
+    picked = {m: chosen(summaries, m) for m in METHODS}
     final: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    superseded: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     for folder in sorted((summaries / "final").glob("*/*/seed*")):
         if _complete(folder):
             run = json.loads((folder / "run.json").read_text())
             metrics = [r for r in _read_jsonl(folder / "metrics.jsonl") if "eval_win_rate" in r]
-            final[run["method"]][run["seed"]] = {
+            entry = {
                 "setting": folder.parent.name,
                 "evals": _per_prompt(folder),
                 "metrics": {int(r["step"]): r for r in metrics},
                 "seconds": _seconds(folder),
             }
-    picked = {m: chosen(summaries, m) for m in METHODS}
+            pick = picked[run["method"]]  # runs at a setting that tuning later replaced: apart
+            if pick is None or setting_name(pick) == folder.parent.name:
+                final[run["method"]][run["seed"]] = entry
+            else:
+                superseded[run["method"], folder.parent.name][run["seed"]] = entry
     progress = {}
     for stage in ("tune", "final"):
         known = jobs(stage, summaries, list(METHODS))
@@ -151,6 +173,7 @@ def load(summaries: Path) -> dict[str, Any]:
         "targets": dict(targets),
         "target_seconds": target_seconds,
         "final": dict(final),
+        "superseded": dict(superseded),
         "chosen": {m: setting_name(x) for m, x in picked.items() if x is not None},
         "progress": {**progress, "tuned": (tuned, len(METHODS))},
     }
@@ -307,29 +330,39 @@ def tables(data: dict[str, Any]) -> dict[str, Any]:
         }
         row["reach"] = {n: reach(runs, t) for n, t in targets.items()}
         out["methods"][m] = row
+    out["superseded"] = []
+    for (m, setting), runs in sorted(data.get("superseded", {}).items()):
+        end = max(s for r in runs.values() for s in r["evals"])
+        have = [r for r in runs.values() if end in r["evals"]]
+        out["superseded"].append({
+            "method": m, "setting": setting, "seeds": sorted(runs), "step": end,
+            "win": float(np.mean([r["evals"][end]["win_rate"].mean() for r in have])),
+            "kl": float(np.mean([r["evals"][end]["kl"].mean() for r in have])),
+        })  # fmt: skip
+    every_final = [*final.values(), *data.get("superseded", {}).values()]
     out["seconds"] = {
         "targets": data["target_seconds"],
         "tune": sum(r["seconds"] for rows in data["tune"].values() for r in rows),
-        "final": sum(r["seconds"] for runs in final.values() for r in runs.values()),
+        "final": sum(r["seconds"] for runs in every_final for r in runs.values()),
     }
     return out
 
 
-def _knob_made_no_difference(rows: list[dict[str, Any]]) -> bool:
-    """Whether some learning rate was tried with several knob values that all gave the same
-    validation win rate (to 1e-9).
+def _knob_made_no_difference(rows: list[dict[str, Any]], knob: str) -> bool:
+    """Whether some setting was tried with several values of ``knob`` (all else equal) that all
+    gave the same validation win rate (to 1e-9).
 
-    >>> _knob_made_no_difference([{"setting": "lr1e-05_eta5", "win": 0.5},
-    ...                           {"setting": "lr1e-05_eta1", "win": 0.5}])
-    True
-    >>> _knob_made_no_difference([{"setting": "lr1e-05", "win": 0.5}])
-    False
+    >>> rows = [{"setting": "lr1e-05_eta5", "win": 0.5}, {"setting": "lr1e-05_eta1", "win": 0.5},
+    ...         {"setting": "lr1e-05_eta5_beta0.01", "win": 0.6}]
+    >>> _knob_made_no_difference(rows, "eta"), _knob_made_no_difference(rows, "beta")
+    (True, False)
     """
-    by_lr: dict[str, list[float]] = defaultdict(list)
+    by_rest: dict[str, list[float]] = defaultdict(list)
     for r in rows:
-        if "_" in r["setting"]:
-            by_lr[r["setting"].split("_")[0]].append(r["win"])
-    return any(len(w) > 1 and max(w) - min(w) < 1e-9 for w in by_lr.values())
+        parts = r["setting"].split("_")
+        if any(p.startswith(knob) for p in parts):
+            by_rest["_".join(p for p in parts if not p.startswith(knob))].append(r["win"])
+    return any(len(w) > 1 and max(w) - min(w) < 1e-9 for w in by_rest.values())
 
 
 def markdown(t: dict[str, Any]) -> str:
@@ -355,7 +388,10 @@ def markdown(t: dict[str, Any]) -> str:
         f"the same way: learning rates {', '.join(f'{x:g}' for x in LEARNING_RATES)} with its own "
         "knob at its first value, then the knob's other values at the best learning rate ("
         + "; ".join(f"{m}: {k} {', '.join(f'{v:g}' for v in vs)}" for m, (k, vs) in KNOBS.items())
-        + "); the highest validation win rate is chosen.",
+        + "), then, for every method with a KL coefficient ("
+        + ", ".join(NAMES[m] for m in KL_METHODS)
+        + f"), its {KL_KNOB[0]} at {', '.join(f'{v:g}' for v in KL_KNOB[1])} (0.1 before) at "
+        "the best setting so far; the highest validation win rate is chosen.",
         f"* Final: the chosen setting, seeds {', '.join(map(str, SEEDS))}, {FINAL_STEPS} rounds "
         f"({FINAL_STEPS * 16} samples; J-BOND {FINAL_STEPS * 12}), evaluated on `builtin:test` "
         "(98 prompts, 2 samples per "
@@ -378,7 +414,7 @@ def markdown(t: dict[str, Any]) -> str:
             mark = " **(chosen)**" if t["chosen"].get(m) == r["setting"] else ""
             win = "failed" if r["win"] == -math.inf else f"{r['win']:.3f}"
             lines.append(f"| {NAMES[m]} | `{r['setting']}`{mark} | {win} |")
-    flat = [m for m in METHODS if _knob_made_no_difference(t["tune"].get(m, []))]
+    flat = [m for m in KNOBS if _knob_made_no_difference(t["tune"].get(m, []), KNOBS[m][0])]
     if flat:
         lines += [
             "",
@@ -397,8 +433,16 @@ def markdown(t: dict[str, Any]) -> str:
         lines.append(
             f"* Best-of-{n}: win rate {0.5 + r['vs_initial']['mean']:.3f} "
             f"(seeds {_seeds([0.5 + x for x in r['vs_initial']['seeds']], '.3f')}), "
-            f"minus 1/2: {_ci(r['vs_initial'])}"
+            f"minus 1/2: {_ci(r['vs_initial'])}; its KL from the initial model is at most "
+            f"{bon_kl_bound(n):.2f} nats"
         )
+    lines += [
+        "",
+        "A method's win rate against the initial model grows with how far it moves from it: "
+        "compare win rates together with the KL column below (Best-of-N reaches its win rate "
+        "within the KL bound above). A difference between methods that end at very different KL "
+        "is a difference in how far they went as much as in how well they used their samples.",
+    ]
     steps = t["steps"]
     lines += [
         "",
@@ -420,6 +464,11 @@ def markdown(t: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {np.mean(kl):.2f} ({_seeds(kl, '.2f')}) |"
         )
+    if t.get("superseded"):
+        lines += ["", "Final runs at a setting tuning later replaced (kept, not compared):", ""]
+        lines += [f"* {NAMES[r['method']]} `{r['setting']}`, seeds "
+                  f"{', '.join(map(str, r['seeds']))}: round {r['step']} win rate {r['win']:.3f}, "
+                  f"KL {r['kl']:.2f} nats" for r in t["superseded"]]  # fmt: skip
     lines += [
         "",
         f"## Paired differences after round {steps[-1] if steps else '?'}",
@@ -427,29 +476,35 @@ def markdown(t: dict[str, Any]) -> str:
         "Per test prompt and seed, the same initial-model samples; mean [95% two-way "
         "bootstrap interval]; per-seed means in the last column.",
         "",
-        "| comparison | difference in win rate | verdict | seeds |",
-        "|---|---|---|---|",
+        "| comparison | difference in win rate | verdict | seeds | KL, nats (first / second) |",
+        "|---|---|---|---|---|",
     ]
+
+    def kl(m: str, step: int) -> str:
+        values = t["methods"][m]["curve"].get(step, {}).get("kl")
+        return f"{np.mean(values):.2f}" if values else "?"
+
+    last = steps[-1] if steps else None
     for m, r in t["methods"].items():
         for w, d in r["vs_wind"].items():
             if d is not None:
                 lines.append(
                     f"| {NAMES[w]} − {NAMES[m]} | {_ci(d)} | {d['verdict']} | "
-                    f"{_seeds(d['seeds'])} |"
+                    f"{_seeds(d['seeds'])} | {kl(w, last)} / {kl(m, last)} |"
                 )
             for cost, e in r["vs_wind_matched"].get(w, {}).items():
                 if e is not None:  # the same comparison at equal cost
                     lines.append(
                         f"| {NAMES[w]} (round {e['a_step']}) − {NAMES[m]} (round {e['b_step']}), "
                         f"{e['spent']:g} {cost} each | {_ci(e)} | {e['verdict']} | "
-                        f"{_seeds(e['seeds'])} |"
+                        f"{_seeds(e['seeds'])} | {kl(w, e['a_step'])} / {kl(m, e['b_step'])} |"
                     )
     for m, r in t["methods"].items():
         for n, d in r["vs_target"].items():
             if d is not None:
                 lines.append(
                     f"| {NAMES[m]} − Best-of-{n} | {_ci(d)} | {d['verdict']} | "
-                    f"{_seeds(d['seeds'])} |"
+                    f"{_seeds(d['seeds'])} | {kl(m, last)} / at most {bon_kl_bound(n):.2f} |"
                 )
     lines += [
         "",

@@ -134,6 +134,24 @@ def test_eval_strategy_without_eval_prompts_is_refused_before_the_model_loads(
     assert "eval_strategy = 'steps' evaluates on eval_prompts, which is not set" in err, err
 
 
+@pytest.mark.parametrize("how", ["accelerate launch", "fsdp key"])
+def test_a_baseline_cache_under_fsdp_is_refused_before_the_model_loads(
+    capsys, tiny_dir, tmp_path, monkeypatch, how
+):
+    """FSDP ranks hold shards of the weights the cache files samples under: refused whether
+    ``accelerate launch`` (its environment) or the ``fsdp`` key asks for FSDP; without FSDP
+    the same line passes validation (and then fails on the missing model)."""
+    cfg = cfg_file(tmp_path, tiny_dir, model=str(tmp_path / "missing-model"))
+    argv = ["train", "--config", str(cfg), "--eval_baseline_cache", str(tmp_path / "samples")]
+    assert "missing-model" in one_line_error(capsys, argv)
+    if how == "accelerate launch":
+        monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    else:
+        argv += ["--fsdp", "full_shard"]
+    err = one_line_error(capsys, argv)
+    assert "eval_baseline_cache works with one process or DDP, not with FSDP" in err, err
+
+
 def test_one_config_serves_several_objectives(capsys):
     demo = load_yaml(DEMO.read_text())
     raw, notes = objective_view(demo, {"objective": "dpo"}, "configs/demo.yaml")

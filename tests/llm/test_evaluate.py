@@ -129,7 +129,7 @@ def test_runs_with_eval_baseline_cache_share_the_initial_policys_samples(tiny_di
     from transformers import AutoModelForCausalLM
 
     saved = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
-    assert first._baseline_samples.tag == SampleCache(tmp_path, saved, precision="no").tag
+    assert first._baseline_samples.tag == SampleCache(tmp_path, saved).tag
     first.train()
     files = list((tmp_path / "cache").glob("*.json"))
     assert files  # one per evaluation batch

@@ -47,6 +47,31 @@ def test_every_method_is_tuned_on_three_learning_rates_then_its_own_knob(sweep, 
     assert sweep.KNOBS["jbond"][0] == "gamma" and max(sweep.KNOBS["jbond"][1]) >= 0.3
 
 
+def test_every_method_with_a_kl_coefficient_also_tunes_it_at_its_best_setting(sweep, tmp_path):
+    """After its own knob, a method whose objective has ``beta`` (a pull towards the reference)
+    tries :data:`KL_KNOB`'s values at its best setting so far; SPPO and Best-of-K distillation,
+    which have none, stop at their own knob."""
+    assert set(sweep.KL_KNOB[1]) and all(0 < b < 0.1 for b in sweep.KL_KNOB[1])
+    for method in sweep.METHODS:
+        folder = tmp_path / method
+        settings = sweep.grid(method, folder)
+        while len(settings) < sweep.grid_size(method):  # the grid grows as summaries land
+            for i, setting in enumerate(settings):
+                path = folder / "tune" / method / sweep.setting_name(setting) / "seed0"
+                if not path.exists():
+                    summary(path, 0.5 + 0.01 * i)  # the latest setting wins
+            assert sweep.chosen(folder, method) is None
+            settings = sweep.grid(method, folder)
+        has_beta = "beta" in sweep.HYPER[method]
+        assert has_beta == (method not in ("sppo", "bok-distill"))
+        tail = settings[len(settings) - len(sweep.KL_KNOB[1]) :]
+        if has_beta:
+            best = settings[-len(sweep.KL_KNOB[1]) - 1]
+            assert tail == [best | {"beta": b} for b in sweep.KL_KNOB[1]]
+        else:
+            assert all("beta" not in s for s in settings)
+
+
 def test_tuning_sees_validation_only_and_the_final_runs_test_every_quarter(sweep):
     tune, final = sweep.stage_config("tune"), sweep.stage_config("final")
     assert tune["eval_prompts"] == "builtin:validation" and final["eval_prompts"] == "builtin:test"
@@ -79,15 +104,22 @@ def test_the_choice_is_the_best_validation_win_rate_once_the_whole_grid_is_in(sw
     put(settings[3], 0.9)
     assert sweep.chosen(tmp_path, "jbond") is None
     put(settings[4], 0.65)
-    assert sweep.chosen(tmp_path, "jbond") == settings[3]
+    assert sweep.chosen(tmp_path, "jbond") is None  # its KL coefficient still to try
+    settings = sweep.grid("jbond", tmp_path)  # beta's values at the best setting so far
+    assert settings[5:] == [settings[3] | {"beta": b} for b in sweep.KL_KNOB[1]]
+    put(settings[5], 0.95)
+    put(settings[6], 0.7)
+    assert sweep.chosen(tmp_path, "jbond") == settings[5]
     jobs = sweep.jobs("final", tmp_path, ["jbond", "dpo"])  # dpo not tuned yet: no final run
-    assert jobs == [("jbond", settings[3], seed) for seed in sweep.SEEDS]
+    assert jobs == [("jbond", settings[5], seed) for seed in sweep.SEEDS]
     for setting, win in zip(sweep.grid("dpo"), (0.5, 0.5, 0.8), strict=True):
         summary(tmp_path / "tune" / "dpo" / sweep.setting_name(setting) / "seed0", win)
+    for setting in sweep.grid("dpo", tmp_path)[3:]:  # beta 0.03, 0.01 at the best rate: lower
+        summary(tmp_path / "tune" / "dpo" / sweep.setting_name(setting) / "seed0", 0.6)
     dpo = sweep.grid("dpo")[2]
     # seed by seed: every tuned method has a seed before any has a second
     assert sweep.jobs("final", tmp_path, ["jbond", "dpo"]) == [
-        (m, s, seed) for seed in sweep.SEEDS for m, s in (("jbond", settings[3]), ("dpo", dpo))
+        (m, s, seed) for seed in sweep.SEEDS for m, s in (("jbond", settings[5]), ("dpo", dpo))
     ]
 
 
@@ -108,17 +140,17 @@ def test_a_finished_run_keeps_its_small_files_only(sweep, tmp_path):
 
 
 def test_a_failed_setting_is_never_chosen_and_a_retry_replaces_its_summary(sweep, tmp_path):
-    settings = sweep.grid("dpo")
+    settings = sweep.grid("bok-distill")
     for setting, win in zip(settings, (0.52, 0.6, 0.55), strict=True):
-        summary(tmp_path / "tune" / "dpo" / sweep.setting_name(setting) / "seed0", win)
-    best = tmp_path / "tune" / "dpo" / sweep.setting_name(settings[1]) / "seed0"
+        summary(tmp_path / "tune" / "bok-distill" / sweep.setting_name(setting) / "seed0", win)
+    best = tmp_path / "tune" / "bok-distill" / sweep.setting_name(settings[1]) / "seed0"
     (best / "status.json").write_text('{"status": "failed", "exit": 1}')
-    assert sweep.chosen(tmp_path, "dpo") == settings[2]
+    assert sweep.chosen(tmp_path, "bok-distill") == settings[2]
     out = tmp_path / "runs"
-    retry = out / "tune" / "dpo" / sweep.setting_name(settings[1]) / "seed0"
+    retry = out / "tune" / "bok-distill" / sweep.setting_name(settings[1]) / "seed0"
     summary(retry, 0.6)
     sweep.keep(retry, out, tmp_path, False, {"stage": "tune"})
-    assert sweep.chosen(tmp_path, "dpo") == settings[1]
+    assert sweep.chosen(tmp_path, "bok-distill") == settings[1]
 
 
 def test_the_workers_take_up_the_knob_values_as_the_learning_rates_land(
@@ -142,7 +174,10 @@ def test_the_workers_take_up_the_knob_values_as_the_learning_rates_land(
     assert sorted(ran) == sorted([("dpo", "lr1e-05"), ("dpo", "lr2e-05"), ("dpo", "lr4e-05")]
                                  + [("nash-md", f"lr{lr}_alpha0.5")
                                     for lr in ("1e-05", "2e-05", "4e-05")]
-                                 + [("nash-md", "lr4e-05_alpha0.125")])  # fmt: skip
+                                 + [("nash-md", "lr4e-05_alpha0.125")]
+                                 + [("dpo", f"lr4e-05_beta{b}") for b in ("0.03", "0.01")]
+                                 + [("nash-md", f"lr4e-05_alpha0.5_beta{b}")
+                                    for b in ("0.03", "0.01")])  # fmt: skip
     assert sweep.chosen(tmp_path, "nash-md") == {"learning_rate": 4e-5, "alpha": 0.5}
 
 

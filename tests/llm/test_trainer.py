@@ -567,3 +567,25 @@ def test_a_kill_while_writing_the_state_leaves_the_checkpoint_unmarked(
     run = tmp_path / "run"
     assert is_complete(run / "checkpoint-1")
     assert not is_complete(run / "checkpoint-2")
+
+
+@pytest.mark.parametrize("objective", ["wind-squared", "sppo"])
+def test_one_prompt_per_micro_batch_takes_the_same_optimizer_step(tiny_dir, tmp_path, objective):
+    """Issue 17's padding remedy for long responses: ``per_device_train_batch_size: 1`` with
+    ``gradient_accumulation_steps: 2`` runs each prompt in its own micro-batch (padded to its own
+    responses only) and takes the same step as both prompts in one micro-batch: the same rounds
+    (sampling does not depend on the micro-batch), the loss averaged over the same prompts. SGD
+    without clipping, so a step of another size (a sum where a mean belongs) shows."""
+    runs = {}
+    for name, (micro, accumulate) in {"one": (2, 1), "each": (1, 2)}.items():
+        tr = trainer(tiny_dir, tmp_path / name, objective=objective, max_steps=2,
+                     per_device_train_batch_size=micro, gradient_accumulation_steps=accumulate,
+                     max_grad_norm=0.0, prompts_per_round=2, optim="sgd")  # fmt: skip
+        tr.train()
+        runs[name] = (metrics(tr), [p.detach().clone() for p in tr.model.parameters()])
+    (one, one_params), (each, each_params) = runs["one"], runs["each"]
+    assert [r["samples"] for r in one] == [r["samples"] for r in each]
+    for a, b in zip(one, each, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
+    for a, b in zip(one_params, each_params, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -35,6 +35,11 @@ def _optional(check):
     return lambda v: v is None or check(v)
 
 
+def _text(v: Any) -> bool:
+    """A non-empty string."""
+    return isinstance(v, str) and bool(v)
+
+
 def _finite_positive(v: float) -> bool:
     return isinstance(v, int | float) and 0 < v < math.inf
 
@@ -191,7 +196,7 @@ class WINDConfig(TrainingArguments):
     prompt_column: str = option(
         "prompt",
         help="dataset column holding the prompts (text or chat messages); a string",
-        check=lambda v: isinstance(v, str) and bool(v),
+        check=_text,
     )
     eval_samples: int = option(
         2,
@@ -204,7 +209,7 @@ class WINDConfig(TrainingArguments):
         help="a folder keeping the evaluation baseline's samples for other runs against the same "
         "initial model, prompts, seed and sampling settings (a sweep's runs draw them once; "
         "one process or DDP); a path, or null: kept in memory for this run only",
-        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+        check=_optional(_text),
     )
     disable_dropout: bool = option(
         True,
@@ -222,12 +227,12 @@ class WINDConfig(TrainingArguments):
         None,
         help="hub revision (branch, tag or commit) of a model given by hub id; a string or null "
         "(the default branch)",
-        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+        check=_optional(_text),
     )
     ref_model_revision: str | None = option(
         None,
         help="hub revision of a ref_model given by hub id; a string or null",
-        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+        check=_optional(_text),
     )
     trust_remote_code: bool = option(
         False,
@@ -274,12 +279,27 @@ class WINDConfig(TrainingArguments):
                 "transformers refuses to unscale float16 gradients); use dtype: bfloat16, or "
                 "float32 weights with fp16: true (autocast)"
             )
+        if self.eval_baseline_cache is not None and self.shards_parameters:
+            raise ValueError(
+                "eval_baseline_cache works with one process or DDP, not with FSDP or DeepSpeed "
+                "(their ranks hold shards of the weights the cache is filed under): set "
+                "eval_baseline_cache: null"
+            )
         if self.top_p < 1 or self.top_k > 0:
             warnings.warn(
                 f"top_p = {self.top_p}, top_k = {self.top_k}: the sampler is a truncated policy, "
                 "so the samples are off-policy for every objective (THEORY.md 8)",
                 stacklevel=2,
             )
+
+    @property
+    def shards_parameters(self) -> bool:
+        """Whether FSDP or DeepSpeed will hold the parameters: set by these arguments
+        (``fsdp``, ``deepspeed``) or by ``accelerate launch`` (its environment)."""
+        from accelerate.utils import parse_flag_from_env
+
+        launched = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
+        return bool(self.fsdp or self.deepspeed) or any(map(parse_flag_from_env, launched))
 
     @property
     def spec(self) -> LossSpec:
@@ -322,43 +342,43 @@ class RunSettings:
         "smollm2",
         help="policy to train: a local model folder, an offline alias (smollm2) or a Hugging "
         "Face hub id (org/name, through the standard cache); a string",
-        check=lambda v: isinstance(v, str) and bool(v),
+        check=_text,
     )
     ref_model: str | None = option(
         None,
         help="reference pi_ref; null = a frozen copy of the initial model (or the base model "
         "with the adapter disabled under peft); a model folder, alias, hub id or null",
-        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+        check=_optional(_text),
     )
     prompts: str = option(
         "builtin:train",
         help="training prompts: builtin[:train|:heldout|:validation|:test], a "
         ".jsonl/.json/.csv/.parquet file, a dataset folder or a hub dataset id (org/name, with "
         "prompts_split / prompts_subset), with a prompt_column; a string",
-        check=lambda v: isinstance(v, str) and bool(v),
+        check=_text,
     )
     prompts_split: str = option(
         "train",
         help="split of a hub dataset id (or dataset folder) given as prompts; a string",
-        check=lambda v: isinstance(v, str) and bool(v),
+        check=_text,
     )
     prompts_subset: str | None = option(
         None,
         help="subset (config name) of a hub dataset id given as prompts or eval_prompts; a "
         "string or null",
-        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+        check=_optional(_text),
     )
     eval_prompts_split: str = option(
         "test",
         help="split of a hub dataset id (or dataset folder) given as eval_prompts; a string",
-        check=lambda v: isinstance(v, str) and bool(v),
+        check=_text,
     )
     eval_prompts: str | None = option(
         None,
         help="held-out prompts of the periodic evaluation against the initial policy (set "
         "eval_strategy: steps and eval_steps): builtin:heldout (:validation, :test) or a file; "
         "a string or null",
-        check=lambda v: v is None or (isinstance(v, str) and bool(v)),
+        check=_optional(_text),
     )
     eval_prompt_count: int | None = option(
         None,
@@ -369,7 +389,7 @@ class RunSettings:
         "offline",
         help="preference oracle: a registered name or package.module:function (a reward "
         "function, wrapped in Bradley-Terry); a string",
-        check=lambda v: isinstance(v, str) and bool(v),
+        check=_text,
     )
     preference_kwargs: dict[str, Any] = option(
         default_factory=dict,

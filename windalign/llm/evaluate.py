@@ -78,9 +78,10 @@ class SampleCache(dict):
     A batch's samples are filed under a hash of :func:`evaluate`'s cache key (seed, batch,
     samples, temperature, length, EOS and pad ids, the batch's prompt ids) and of ``model``'s
     fingerprint: every tensor of its state dict byte for byte (this process's shard of a sharded
-    one), ``precision`` (the autocast regime it runs in), its device type and the torch and
-    transformers versions. Another model, regime or version never meets these samples. Files
-    are written atomically; an unreadable one is drawn again.
+    one), ``precision`` (the autocast regime it runs in, named as accelerate names it: the default
+    ``no`` is a trainer's run without autocast), its device type and the torch and transformers
+    versions. Another model, regime or version never meets these samples. Files are written
+    atomically; an unreadable one is drawn again.
 
     >>> import tempfile
     >>> folder = tempfile.mkdtemp()
@@ -91,7 +92,7 @@ class SampleCache(dict):
     KeyError: ('key',)
     """
 
-    def __init__(self, folder: str | Path, model: Any, precision: str = "none") -> None:
+    def __init__(self, folder: str | Path, model: Any, precision: str = "no") -> None:
         super().__init__()
         import transformers
 

@@ -267,16 +267,8 @@ class WINDTrainer(ResumableTrainer):
         folder = self.args.eval_baseline_cache
         if folder is None or self.eval_prompts is None:
             return {}
-        from accelerate.utils import DistributedType
-
         from windalign.llm.evaluate import SampleCache
 
-        kind = self.accelerator.distributed_type
-        if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
-            raise ValueError(
-                f"eval_baseline_cache works with one process or DDP, not {kind.value}: "
-                "set eval_baseline_cache: null"
-            )
         reference, _ = self._reference()
         return SampleCache(folder, reference, precision=str(self.accelerator.mixed_precision))
 

@@ -542,7 +542,8 @@ def markdown(t: dict[str, Any]) -> str:
 
 
 def figure(t: dict[str, Any], path: Path) -> None:
-    """Test win rate against samples (mean over seeds, each seed thin) with Best-of-N lines."""
+    """Test win rate (mean over seeds) against samples, with Best-of-N's as lines, and against
+    KL, with Best-of-N at its KL bound."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -555,16 +556,13 @@ def figure(t: dict[str, Any], path: Path) -> None:
             xs = [0.0] + [float(np.mean(c[key])) for c in r["curve"].values() if c["win"]]
             ys = [0.5] + [float(np.mean(c["win"])) for c in r["curve"].values() if c["win"]]
             ax.plot(xs, ys, marker="o", color=cmap(i), label=NAMES[m].replace("`", ""))
-    for n, r in t["targets"].items():
-        for ax in axes:
-            ax.axhline(0.5 + r["vs_initial"]["mean"], ls="--", color="grey", lw=1)
-            ax.text(
-                ax.get_xlim()[0],
-                0.5 + r["vs_initial"]["mean"],
-                f" Best-of-{n}",
-                va="bottom",
-                color="grey",
-            )
+    for n, r in t["targets"].items():  # a line over samples; a point at its KL bound over KL
+        win = 0.5 + r["vs_initial"]["mean"]
+        axes[0].axhline(win, ls="--", color="grey", lw=1)
+        axes[0].text(axes[0].get_xlim()[0], win, f" Best-of-{n}", va="bottom", color="grey")
+        axes[1].plot([bon_kl_bound(n)], [win], marker="*", ms=12, color="grey", ls="none")
+        axes[1].annotate(f"Best-of-{n} (KL at most)", (bon_kl_bound(n), win), color="grey",
+                         xytext=(6, -4), textcoords="offset points")  # fmt: skip
     axes[0].set_xlabel("samples")
     axes[1].set_xlabel("KL to the initial model (nats)")
     axes[0].set_ylabel("test win rate vs the initial model")

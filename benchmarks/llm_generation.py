@@ -119,7 +119,7 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         "# Generation on this CPU: the trainer's sampler against transformers' static cache and "
         "torch.compile", "",
-        f"`python benchmarks/llm_generation.py --out docs/benchmarks`: {meta['description']}", "",
+        f"`{meta['command']}`: {meta['description']}", "",
         "| variant | runs | tokens/s | x shared | warmup s (compile) | same first tokens |",
         "|---|---|---|---|---|---|",
     ]  # fmt: skip
@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(row)
     import torch
 
-    meta = {"description": (
+    command = " ".join(["python benchmarks/llm_generation.py", *(argv if argv is not None
+                                                                  else sys.argv[1:])])  # fmt: skip
+    meta = {"command": command, "description": (
         f"SmolLM2-135M-Instruct, fp32, torch {torch.__version__}, {cli.threads} threads; "
         f"{cli.prompts} prompts x {cli.k} samples per call, exactly {cli.max_new_tokens} new "
         f"tokens each, temperature 0.7; {cli.warmup} warmup call(s), then {cli.calls} measured "

@@ -34,7 +34,7 @@ def test_generation_ratios_pair_the_variants_of_one_repetition():
     assert summary["static"]["x_shared"] == pytest.approx([1.25, 1.25, 1.25])
     assert summary["static"]["tokens_per_second"] == [pytest.approx(18.75), 12.5, 25.0]
     assert summary["static"]["same_first_tokens"] and not summary["unshared"]["same_first_tokens"]
-    table = gen.table(summary, {"description": "d"})
+    table = gen.table(summary, {"command": "c", "description": "d"})
     assert "| static | 2 | 18.75 [12.50, 25.00] | 1.25 [1.25, 1.25] | 3 | yes |" in table
 
 

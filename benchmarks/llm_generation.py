@@ -38,7 +38,9 @@ from typing import Any
 VARIANTS = ("shared", "unshared", "static", "static-compiled")
 
 
-def load(threads: int) -> tuple[Any, Any, list[list[int]], list[int]]:
+def load(threads: int | None = None) -> tuple[Any, Any, list[list[int]], list[int]]:
+    """``(model, tokenizer, prompts, eos_ids)``: SmolLM2 in fp32, the built-in train split's
+    prompts encoded as the trainer encodes them (``threads``: torch's, when given)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -46,7 +48,8 @@ def load(threads: int) -> tuple[Any, Any, list[list[int]], list[int]]:
     from windalign.llm.rollout import eos_token_ids
     from windalign.lm.loading import resolve_model
 
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     folder = resolve_model("smollm2")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = "left"
@@ -96,6 +99,7 @@ def child(cli: argparse.Namespace) -> dict[str, Any]:
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    base = next((r["first"] for r in runs if r["variant"] == "shared"), None)
     for v in VARIANTS:
         mine = [r for r in runs if r["variant"] == v]
         if not mine:
@@ -103,7 +107,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         rates = [r["tokens_per_second"] for r in mine]
         ratios = [r["tokens_per_second"] / s["tokens_per_second"] for r in mine
                   for s in runs if s["variant"] == "shared" and s["rep"] == r["rep"]]  # fmt: skip
-        base = next((r["first"] for r in runs if r["variant"] == "shared"), None)
         out[v] = {
             "runs": len(mine),
             "tokens_per_second": [statistics.median(rates), min(rates), max(rates)],
@@ -143,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
     cli = p.parse_args(argv)
     if cli.child:
         print(json.dumps(child(cli)))
@@ -151,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(cli.reps):
         order = cli.variants[rep % len(cli.variants) :] + cli.variants[: rep % len(cli.variants)]
         for v in order:
-            args = [a for a in (argv if argv is not None else sys.argv[1:])]
-            done = subprocess.run([sys.executable, __file__, *args, "--child", v],
+            done = subprocess.run([sys.executable, __file__, *argv, "--child", v],
                                   capture_output=True, text=True)  # fmt: skip
             if done.returncode != 0:
                 raise SystemExit(f"{v} failed:\n{done.stderr[-3000:]}")
@@ -162,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(row)
     import torch
 
-    command = " ".join(["python benchmarks/llm_generation.py", *(argv if argv is not None
-                                                                  else sys.argv[1:])])  # fmt: skip
+    command = " ".join(["python benchmarks/llm_generation.py", *argv])
     meta = {"command": command, "description": (
         f"SmolLM2-135M-Instruct, fp32, torch {torch.__version__}, {cli.threads} threads; "
         f"{cli.prompts} prompts x {cli.k} samples per call, exactly {cli.max_new_tokens} new "

@@ -63,18 +63,11 @@ def padded_shares(groups: list[Group]) -> dict[str, float]:
 
 def sample_rounds(rounds: int, max_new_tokens: int, seed: int) -> list[list[Group]]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from llm_generation import load  # the same model, prompts and EOS ids as its sampler
 
     from windalign.llm import rollout
-    from windalign.llm.data import encode_prompts, load_prompts
-    from windalign.lm.loading import resolve_model
 
-    folder = resolve_model("smollm2")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    prompts = encode_prompts(tokenizer, load_prompts("builtin:train", "prompt"), 256)
-    eos = rollout.eos_token_ids(model, tokenizer)
+    model, tokenizer, prompts, eos = load()
     config = rollout.sampling_config(eos, tokenizer.pad_token_id, temperature=0.7,
                                      max_new_tokens=max_new_tokens)  # fmt: skip
     torch.manual_seed(seed)

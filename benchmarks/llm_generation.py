@@ -10,7 +10,8 @@ until then, so every variant does the same work) on SmolLM2-135M-Instruct in fp3
   once, its dynamic KV cache repeated onto its K rows.
 * ``unshared`` -- ``generate`` with the K rows of a prompt prefilled separately (dynamic cache).
 * ``static`` -- ``generate`` with a static KV cache (``cache_implementation="static"``), no
-  compilation.
+  compilation. ``generate`` builds this cache itself, so it cannot start from a shared prefill:
+  the static variants prefill every row, like ``unshared``, which is what to read them against.
 * ``static-compiled`` -- the same with the decoding forward compiled by ``torch.compile``
   (``CompileConfig``; transformers compiles only on accelerators unless told to on every
   device). Compilation happens in the warmup calls and is reported apart.
@@ -19,8 +20,8 @@ Each variant runs ``--warmup`` calls (not measured), then ``--calls`` measured c
 process (so one variant's compiled graphs or allocator state do not help another); the set is
 repeated ``--reps`` times with the order rotated. Reported: generated tokens/s per variant (median
 and range over repetitions) and each variant's ratio to ``shared`` within a repetition. Also
-checked: with the same seed, every variant draws from the same tempered distribution (the first
-sampled tokens and their log-probabilities under the model, compared with ``shared``'s).
+checked: with the same seed, every variant draws from the same tempered distribution (its first
+sampled tokens equal ``shared``'s).
 Writes ``llm_generation.json`` and ``llm_generation.md`` in ``--out``.
 """
 
@@ -131,6 +132,11 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         same = "yes" if e["same_first_tokens"] else "no"
         lines.append(f"| {v} | {e['runs']} | {cell(e['tokens_per_second'])} | {ratio} | "
                      f"{e['warmup_seconds']:.0f} | {same} |")  # fmt: skip
+    lines += [
+        "",
+        "The static variants prefill every row (`generate` builds the static cache "
+        "itself, so it cannot start from the shared prefill): read them against `unshared`.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -106,15 +106,6 @@ def _stages(method: str) -> list[tuple[str, tuple[float, ...]]]:
     return ([(name, values[1:])] if name else []) + ([KL_KNOB] if "beta" in HYPER[method] else [])
 
 
-def grid_size(method: str) -> int:
-    """How many settings ``method``'s whole grid holds.
-
-    >>> grid_size("wind-squared"), grid_size("bok-distill")
-    (6, 3)
-    """
-    return len(LEARNING_RATES) + sum(len(values) for _, values in _stages(method))
-
-
 def _score(summaries: Path, method: str, setting: dict[str, float]) -> float | None:
     """A tuning run's validation win rate (None until it is summarized)."""
     folder = summaries / "tune" / method / setting_name(setting) / "seed0"
@@ -223,10 +214,12 @@ def final_value(summary: Path) -> float:
 
 def chosen(summaries: Path, method: str) -> dict[str, float] | None:
     """The tuned setting of ``method``: the highest final validation win rate over its grid
-    (None until every setting of the grid has finished; the first of equals)."""
+    (None until every setting of the grid has finished, or when none of them completed; the
+    first of equals). :func:`grid` adds a stage only once every earlier setting has a score,
+    so a grid without a missing score is whole."""
     settings = grid(method, summaries)
     scores = [_score(summaries, method, s) for s in settings]
-    if None in scores or len(settings) < grid_size(method):
+    if None in scores or max(scores) == -math.inf:
         return None
     return settings[scores.index(max(scores))]
 

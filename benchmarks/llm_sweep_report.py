@@ -158,8 +158,8 @@ def load(summaries: Path) -> dict[str, Any]:
                 "metrics": {int(r["step"]): r for r in metrics},
                 "seconds": _seconds(folder),
             }
-            pick = picked[run["method"]]  # runs at a setting that tuning later replaced: apart
-            if pick is None or setting_name(pick) == folder.parent.name:
+            pick = picked[run["method"]]  # a setting tuning replaced, or none chosen: apart
+            if pick is not None and setting_name(pick) == folder.parent.name:
                 final[run["method"]][run["seed"]] = entry
             else:
                 superseded[run["method"], folder.parent.name][run["seed"]] = entry
@@ -465,7 +465,12 @@ def markdown(t: dict[str, Any]) -> str:
             + f" | {np.mean(kl):.2f} ({_seeds(kl, '.2f')}) |"
         )
     if t.get("superseded"):
-        lines += ["", "Final runs at a setting tuning later replaced (kept, not compared):", ""]
+        lines += [
+            "",
+            "Final runs at a setting other than the chosen one (tuning replaced it, or "
+            "has not chosen yet; kept, not compared):",
+            "",
+        ]
         lines += [f"* {NAMES[r['method']]} `{r['setting']}`, seeds "
                   f"{', '.join(map(str, r['seeds']))}: round {r['step']} win rate {r['win']:.3f}, "
                   f"KL {r['kl']:.2f} nats" for r in t["superseded"]]  # fmt: skip

@@ -3,6 +3,7 @@ documented spellings work, nothing finishes silently wrong, every refusal is one
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -134,22 +135,34 @@ def test_eval_strategy_without_eval_prompts_is_refused_before_the_model_loads(
     assert "eval_strategy = 'steps' evaluates on eval_prompts, which is not set" in err, err
 
 
-@pytest.mark.parametrize("how", ["accelerate launch", "fsdp key"])
-def test_a_baseline_cache_under_fsdp_is_refused_before_the_model_loads(
+@pytest.mark.parametrize("how", ["fsdp launch", "fsdp key", "deepspeed launch"])
+def test_a_baseline_cache_under_fsdp_or_deepspeed_is_refused_before_the_model_loads(
     capsys, tiny_dir, tmp_path, monkeypatch, how
 ):
-    """FSDP ranks hold shards of the weights the cache files samples under: refused whether
-    ``accelerate launch`` (its environment) or the ``fsdp`` key asks for FSDP; without FSDP
-    the same line passes validation (and then fails on the missing model)."""
+    """FSDP / ZeRO ranks hold shards of the weights the cache files samples under: refused
+    whether ``accelerate launch`` (its environment) or the ``fsdp`` key asks for sharding;
+    without it the same line passes validation (and then fails on the missing model)."""
     cfg = cfg_file(tmp_path, tiny_dir, model=str(tmp_path / "missing-model"))
     argv = ["train", "--config", str(cfg), "--eval_baseline_cache", str(tmp_path / "samples")]
     assert "missing-model" in one_line_error(capsys, argv)
-    if how == "accelerate launch":
-        monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    if how.endswith("launch"):
+        monkeypatch.setenv(f"ACCELERATE_USE_{how.split()[0].upper()}", "true")
     else:
         argv += ["--fsdp", "full_shard"]
     err = one_line_error(capsys, argv)
     assert "eval_baseline_cache works with one process or DDP, not with FSDP" in err, err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is not None, reason="it is installed")
+def test_deepspeed_without_the_package_is_one_line_naming_the_fix(
+    capsys, tiny_dir, tmp_path, monkeypatch
+):
+    """``accelerate launch`` with a DeepSpeed config where ``deepspeed`` is not installed: one
+    line saying so before any model loads (TrainingArguments raised PackageNotFoundError)."""
+    cfg = cfg_file(tmp_path, tiny_dir)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    err = one_line_error(capsys, ["train", "--config", str(cfg)])
+    assert "the deepspeed package is not installed: pip install deepspeed" in err, err
 
 
 def test_one_config_serves_several_objectives(capsys):

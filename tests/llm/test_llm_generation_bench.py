@@ -47,3 +47,8 @@ def test_padding_of_each_grouping_of_a_round():
     assert shares["one pack"] == pytest.approx(1 - 11 / 16)
     assert shares["each prompt alone"] == pytest.approx(1 - 11 / 13)
     assert shares["pairs by length"] == pytest.approx(1 - 11 / 13)  # one prompt per half
+    # four prompts, short and long responses alternating: sorted pairs (short, short) and
+    # (long, long) hold no padding (in the given order each pair would pad 16 of 44 positions)
+    groups = [([1], [[2], [3]]), ([4], [[5] * 5, [6] * 5]), ([7], [[8], [9]]), ([1], [[2] * 5] * 2)]
+    assert pad.padded_shares(groups)["pairs by length"] == pytest.approx(0.0)
+    assert pad.padded_shares(groups)["one pack"] == pytest.approx(1 - 28 / 44)

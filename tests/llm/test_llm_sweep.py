@@ -54,15 +54,19 @@ def test_every_method_with_a_kl_coefficient_also_tunes_it_at_its_best_setting(sw
     assert set(sweep.KL_KNOB[1]) and all(0 < b < 0.1 for b in sweep.KL_KNOB[1])
     for method in sweep.METHODS:
         folder = tmp_path / method
-        settings = sweep.grid(method, folder)
-        while len(settings) < sweep.grid_size(method):  # the grid grows as summaries land
+        settings, grown = sweep.grid(method, folder), True
+        while grown:  # the grid grows as summaries land, and is chosen from once it stops
+            assert sweep.chosen(folder, method) is None
             for i, setting in enumerate(settings):
                 path = folder / "tune" / method / sweep.setting_name(setting) / "seed0"
                 if not path.exists():
                     summary(path, 0.5 + 0.01 * i)  # the latest setting wins
-            assert sweep.chosen(folder, method) is None
+            grown = len(sweep.grid(method, folder)) > len(settings)
             settings = sweep.grid(method, folder)
+        assert sweep.chosen(folder, method) == settings[-1]
         has_beta = "beta" in sweep.HYPER[method]
+        own = len(sweep.KNOBS[method][1]) - 1 if method in sweep.KNOBS else 0
+        assert len(settings) == 3 + own + has_beta * len(sweep.KL_KNOB[1])
         assert has_beta == (method not in ("sppo", "bok-distill"))
         tail = settings[len(settings) - len(sweep.KL_KNOB[1]) :]
         if has_beta:
@@ -151,6 +155,11 @@ def test_a_failed_setting_is_never_chosen_and_a_retry_replaces_its_summary(sweep
     summary(retry, 0.6)
     sweep.keep(retry, out, tmp_path, False, {"stage": "tune"})
     assert sweep.chosen(tmp_path, "bok-distill") == settings[1]
+    for setting in settings:  # every setting failed: nothing is tuned, no final run is planned
+        folder = tmp_path / "tune" / "bok-distill" / sweep.setting_name(setting) / "seed0"
+        (folder / "status.json").write_text('{"status": "failed", "exit": 1}')
+    assert sweep.chosen(tmp_path, "bok-distill") is None
+    assert sweep.jobs("final", tmp_path, ["bok-distill"]) == []
 
 
 def test_the_workers_take_up_the_knob_values_as_the_learning_rates_land(

@@ -58,7 +58,7 @@ def sweep_tree(root: Path, gap: float, seed_noise: float = 0.0) -> None:
             evals = {
                 s: base + (offset + shift * (offset > 0)) * s / 48 + 0.01 for s in (12, 24, 36, 48)
             }
-            setting = {"wind-squared": "lr2e-05_eta5", "sppo": "lr2e-05"}[method]  # as chosen
+            setting = {"wind-squared": "lr2e-05_eta5", "sppo": "lr2e-05_eta5"}[method]  # chosen
             put(root / "final" / method / setting / f"seed{seed}",
                 {"stage": "final", "method": method, "seed": seed}, evals)  # fmt: skip
     # a final run at a setting tuning later replaced: listed apart, never compared
@@ -73,6 +73,12 @@ def sweep_tree(root: Path, gap: float, seed_noise: float = 0.0) -> None:
             "lr2e-05_eta1": 0.53,
             "lr2e-05_eta5_beta0.03": 0.54,
             "lr2e-05_eta5_beta0.01": 0.52,
+        },
+        "sppo": {
+            "lr1e-05_eta5": 0.5,
+            "lr2e-05_eta5": 0.6,
+            "lr4e-05_eta5": 0.5,
+            "lr2e-05_eta1": 0.6,
         },
         "dpo": {"lr1e-05": 0.6, "lr2e-05": 0.52},
     }
@@ -107,9 +113,28 @@ def test_seeds_that_disagree_or_a_gap_within_the_noise_are_not_separated(report,
     assert d["verdict"].startswith("not separated")
     # a clear gap on fewer seeds than the protocol's: no verdict yet
     sweep_tree(tmp_path / "c", gap=0.04)
-    shutil.rmtree(tmp_path / "c" / "final" / "sppo" / "lr2e-05" / "seed2")
+    shutil.rmtree(tmp_path / "c" / "final" / "sppo" / "lr2e-05_eta5" / "seed2")
     d = report.tables(report.load(tmp_path / "c"))["methods"]["sppo"]["vs_wind"]["wind-squared"]
     assert d["lo"] > 0 and d["n_seeds"] == 2 and d["verdict"] == "none yet (2 of 3 seeds)"
+
+
+def test_the_interval_is_95_percent_and_carries_the_seeds_luck(report):
+    """Crossed bootstrap: with one seed its half-width is 1.96 standard errors over prompts;
+    a seed effect shared by every prompt (one seed of three below 0) widens it past 0, which a
+    bootstrap over prompts alone would not; and a positive interval whose seeds disagree in
+    sign is not called a difference."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (1, 400))
+    _, lo, hi = report.paired_interval(x)
+    assert (hi - lo) / 2 == pytest.approx(1.96 * x.std() / 20, rel=0.1)
+    seeds = np.array([0.1, -0.05, 0.1])[:, None] + rng.normal(0.0, 0.05, (3, 98))
+    assert report.paired_interval(seeds)[1] < 0 < report.paired_interval(seeds[[0, 2]])[1]
+    noise = rng.normal(0.0, 0.06, (3, 98))
+    d = noise - noise.mean(axis=1, keepdims=True) + np.array([0.05, 0.05, -0.0005])[:, None]
+    runs = {s: {"evals": {48: {"win_rate": 0.5 + d[s]}}} for s in range(3)}
+    out = report.difference(runs, None, 48)
+    assert out["lo"] > 0 and out["seeds"][2] < 0
+    assert out["verdict"] == "not separated (seeds disagree)"
 
 
 def test_the_cost_to_reach_best_of_2_is_the_first_evaluation_at_or_above_it(report, tmp_path):
@@ -145,10 +170,24 @@ def test_the_page_names_the_choice_the_targets_and_the_verdicts(report, tmp_path
     assert "at most 0.19 nats" in text  # Best-of-2's KL bound
     replaced = "* WIND (`wind-squared`) `lr1e-05_eta5`, seeds 0: round 48 win rate"
     assert replaced in text
+    assert "The eta of SPPO made no difference" in text  # 0.6 at eta 5 and 1 (WIND: 0.55, 0.53)
     assert fig.stat().st_size > 0 and json.loads(js.read_text())["steps"] == [12, 24, 36, 48]
     # the run times: a status's start to end, else the largest seconds_wall (10 s per step)
-    assert "targets 1.0 h (one process, two threads), tuning 0.3 h and final runs 0.9 h" in text
-    assert "Machine time so far: about 1.6 h" in text
+    assert "targets 1.0 h (one process, two threads), tuning 0.4 h and final runs 0.9 h" in text
+    assert "Machine time so far: about 1.7 h" in text
+
+
+def test_while_a_method_is_tuned_again_none_of_its_final_runs_is_compared(report, tmp_path):
+    """A grid that grew (a new stage still running) has no choice yet: the method's final runs,
+    at whatever setting, are listed apart, never merged across settings or compared."""
+    sweep_tree(tmp_path, gap=0.04)
+    shutil.rmtree(tmp_path / "tune" / "wind-squared" / "lr2e-05_eta5_beta0.01")
+    data = report.load(tmp_path)
+    assert "wind-squared" not in data["final"] and "wind-squared" not in data["chosen"]
+    apart = {k: sorted(v) for k, v in data["superseded"].items()}
+    assert apart == {("wind-squared", "lr2e-05_eta5"): [0, 1, 2],
+                     ("wind-squared", "lr1e-05_eta5"): [0]}  # fmt: skip
+    assert report.tables(data)["methods"]["sppo"]["vs_wind"] == {}
 
 
 def test_methods_that_spend_differently_per_round_are_also_compared_at_equal_cost(report):

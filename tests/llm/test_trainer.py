@@ -316,6 +316,7 @@ def test_long_prompts_can_be_cut_from_the_left_with_a_warning(tiny_dir, tmp_path
         ({"objective": "dpo", "beta": 0.0}, "hyperparameter beta = 0.0 is invalid"),
         ({"objective": "dpo", "eta": 1.0}, "has no hyperparameter 'eta'"),
         ({"temperature": 0.0}, "temperature = 0.0 is invalid"),
+        ({"prompt_column": ""}, "prompt_column = '' is invalid"),
         ({"prompts_per_round": 3}, "must be a multiple of the prompts per optimizer step"),
         ({"prompts_per_round": 4, "steps_per_round": 3}, "multiple of the round's 2 minibatches"),
     ],

@@ -9,6 +9,7 @@ onto the SampleBatch.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import types
 import typing
@@ -246,6 +247,18 @@ class WINDConfig(TrainingArguments):
 
     def __post_init__(self) -> None:
         _check_types(self)  # before TrainingArguments turns a wrong value into a late error
+        if self.eval_baseline_cache is not None and self.shards_parameters:
+            raise ValueError(
+                "eval_baseline_cache works with one process or DDP, not with FSDP or DeepSpeed "
+                "(their ranks hold shards of the weights the cache is filed under): set "
+                "eval_baseline_cache: null"
+            )
+        if self.uses_deepspeed and importlib.util.find_spec("deepspeed") is None:
+            raise ValueError(
+                "DeepSpeed is asked for (the deepspeed key, or accelerate launch with a DeepSpeed "
+                "config) but the deepspeed package is not installed: pip install deepspeed, or "
+                "launch without DeepSpeed"
+            )
         super().__post_init__()
         validate(self, "")
         spec = self.spec
@@ -279,12 +292,6 @@ class WINDConfig(TrainingArguments):
                 "transformers refuses to unscale float16 gradients); use dtype: bfloat16, or "
                 "float32 weights with fp16: true (autocast)"
             )
-        if self.eval_baseline_cache is not None and self.shards_parameters:
-            raise ValueError(
-                "eval_baseline_cache works with one process or DDP, not with FSDP or DeepSpeed "
-                "(their ranks hold shards of the weights the cache is filed under): set "
-                "eval_baseline_cache: null"
-            )
         if self.top_p < 1 or self.top_k > 0:
             warnings.warn(
                 f"top_p = {self.top_p}, top_k = {self.top_k}: the sampler is a truncated policy, "
@@ -298,8 +305,15 @@ class WINDConfig(TrainingArguments):
         (``fsdp``, ``deepspeed``) or by ``accelerate launch`` (its environment)."""
         from accelerate.utils import parse_flag_from_env
 
-        launched = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
-        return bool(self.fsdp or self.deepspeed) or any(map(parse_flag_from_env, launched))
+        return bool(self.fsdp) or parse_flag_from_env("ACCELERATE_USE_FSDP") or self.uses_deepspeed
+
+    @property
+    def uses_deepspeed(self) -> bool:
+        """Whether DeepSpeed will run the model: the ``deepspeed`` argument or ``accelerate
+        launch`` with a DeepSpeed config (its environment)."""
+        from accelerate.utils import parse_flag_from_env
+
+        return bool(self.deepspeed) or parse_flag_from_env("ACCELERATE_USE_DEEPSPEED")
 
     @property
     def spec(self) -> LossSpec:

@@ -360,6 +360,58 @@ def test_fsdp2_training_pass_with_each_prompt_run_once_on_two_gloo_processes(tmp
     assert torchrun_worker(FSDP2_SHARED_WORKER, tmp_path) == ["ok", "ok"]
 
 
+FSDP2_EVAL_WORKER = """
+import sys, copy, faulthandler, json, torch, torch.distributed as dist
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+faulthandler.dump_traceback_later(100, exit=True)  # a hang ends with both stacks, not a timeout
+from tiny import tiny_model, tiny_tokenizer
+from torch.distributed.fsdp import fully_shard
+from windalign.llm.data import load_prompts
+from windalign.llm.distributed import _fsdp2_gathered
+from windalign.llm.evaluate import evaluate
+from windalign.preferences import as_oracle
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+tok = tiny_tokenizer()
+policy, baseline = tiny_model(tok, seed=0), tiny_model(tok, seed=1)
+plain = [copy.deepcopy(policy), copy.deepcopy(baseline)]
+for model in (policy, baseline):
+    for layer in model.model.layers:
+        fully_shard(layer)
+    fully_shard(model)
+prompts = load_prompts("builtin:heldout")[:5]
+kw = dict(samples=2, temperature=1.0, max_new_tokens=8, batch_size=2, seed=3, baseline_seed=4)
+
+def gather(rows):
+    parts = [None, None]
+    dist.all_gather_object(parts, rows)
+    return [row for part in parts for row in part]
+
+with _fsdp2_gathered([policy, baseline]):  # process 0: batches 0 and 2, process 1: batch 1
+    sharded = evaluate(policy, baseline, tok, prompts, as_oracle("heuristic"), shard=(rank, 2),
+                       gather=gather, **kw)
+alone = evaluate(*plain, tok, prompts, as_oracle("heuristic"), **kw)
+for key, value in alone.summary.items():
+    assert abs(sharded.summary[key] - value) <= 1e-6 * max(1.0, abs(value)), key
+steps = [sum(max(v for r in rows for v in r[f"{m}_lengths"]) for m in ("policy", "baseline"))
+         for rows in (alone.per_prompt[0:2], alone.per_prompt[2:4], alone.per_prompt[4:5])]
+(Path(sys.argv[2]) / f"ok-{rank}").write_text(json.dumps(steps))
+dist.destroy_process_group()
+"""
+
+
+def test_the_evaluation_under_fsdp2_is_sharded_and_equals_one_process(tmp_path):
+    """Issue 15 item 4 under FSDP2 (``fully_shard`` by hand on the policy and the baseline, 2
+    gloo processes): 5 prompts in batches of 2, so the processes make different numbers of
+    generate calls with responses of different lengths, on gathered parameters; the gathered
+    result equals one process's evaluation of the same prompts. It hung before generate was
+    told not to sync the processes (transformers turns ``synced_gpus`` on for FSDP modules)."""
+    steps = [json.loads(x) for x in torchrun_worker(FSDP2_EVAL_WORKER, tmp_path)]
+    assert steps[0] == steps[1] and steps[0][0] + steps[0][2] != steps[0][1], steps
+
+
 def test_a_checkpoint_resumes_only_on_as_many_processes(tmp_path):
     ck = tmp_path / "checkpoint-3"
     ck.mkdir()

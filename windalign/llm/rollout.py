@@ -211,6 +211,7 @@ def generate(
             attention_mask=row_mask,
             generation_config=config,
             logits_processor=extra,
+            synced_gpus=False,  # the callers gather sharded parameters first (issue 15)
             **cache,
         )
     responses, truncated = [], []

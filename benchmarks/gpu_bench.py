@@ -7,9 +7,11 @@ The model is built from a config (hidden 1024, 32 layers, GQA 16/4 heads, MLP 40
 parameters with the character tokenizer of tests/llm/tiny.py), its weights random and bf16;
 random weights never sample EOS, so every response has ``max_new_tokens`` tokens (the slowest
 case). One ``WINDTrainer`` run (wind-squared, beta 0.1: the reference is used; AdamW; one
-optimizer step per round) on the built-in prompts with the heuristic oracle. Writes
-``OUT/bench.json`` (device, versions, parameters, samples/s, tokens/s, peak GPU memory, seconds
-per phase per round) and ``OUT/metrics.jsonl`` (the trainer's log), also when stopped early
+optimizer step per round) on the built-in prompts with the heuristic oracle, then one held-out
+evaluation (``--eval_prompts`` prompts: the evaluation's path on the device, in bf16; its time is
+in ``seconds_train_call``, not in the per-round phases). Writes ``OUT/bench.json`` (device,
+versions, parameters, samples/s, tokens/s, peak GPU memory, seconds per phase per round, the
+evaluation's metrics) and ``OUT/metrics.jsonl`` (the trainer's log), also when stopped early
 (SIGTERM or an error): it writes what it has.
 """
 
@@ -43,6 +45,9 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=8, help="prompts per round")
     parser.add_argument("--samples", type=int, default=4, help="responses per prompt (K)")
     parser.add_argument("--max_new_tokens", type=int, default=128)
+    parser.add_argument(
+        "--eval_prompts", type=int, default=8, help="held-out prompts of the final evaluation"
+    )
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -78,6 +83,7 @@ def _bench(cli: argparse.Namespace, run_dir: Path, result: dict) -> None:
     from tiny import tiny_tokenizer
 
     from windalign.llm import WINDConfig, WINDTrainer
+    from windalign.llm.data import load_prompts
 
     result["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
     cuda = not cli.smoke
@@ -122,6 +128,9 @@ def _bench(cli: argparse.Namespace, run_dir: Path, result: dict) -> None:
         bf16=cuda,
         use_cpu=not cuda,
         save_strategy="no",
+        eval_strategy="steps",  # one held-out evaluation, after the last round (on the GPU)
+        eval_steps=cli.steps,
+        eval_samples=2,
         report_to=[],
         disable_tqdm=True,
         seed=0,
@@ -139,6 +148,7 @@ def _bench(cli: argparse.Namespace, run_dir: Path, result: dict) -> None:
         args=args,
         preference="heuristic",
         train_dataset="builtin:train",
+        eval_dataset=load_prompts("builtin:heldout")[: cli.eval_prompts],
         processing_class=tokenizer,
     )
     if cuda:
@@ -164,6 +174,8 @@ def _collect(run_dir: Path, out: Path, result: dict) -> None:
                 continue
             if "loss" in row:
                 rows.append(row)
+            if "eval_win_rate" in row:  # the evaluation ran on the device, in its precision
+                result["evaluation"] = {k: v for k, v in row.items() if k.startswith("eval_")}
     try:
         import torch
 

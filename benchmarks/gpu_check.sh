@@ -8,7 +8,8 @@
 #                 CPU processes) and test_resume.py (exact resume on CPU, in subprocesses), with
 #                 benchmarks/gpu_check_plugin.py (WINDConfig.use_cpu forced off, so the
 #                 in-process trainers run on cuda:0); at most TESTS_S seconds (default 150)
-# 3. bench.json   a few WIND rounds in bf16 on a randomly initialized ~0.5B Llama
+# 3. bench.json   a few WIND rounds in bf16 on a randomly initialized ~0.5B Llama, then one
+#                 held-out evaluation (the evaluation's path on CUDA: its metrics in bench.json)
 #    bench.txt    (benchmarks/gpu_bench.py): samples/s, peak GPU memory, seconds per phase;
 #    metrics.jsonl the trainer's log; at most BENCH_S seconds (default 120)
 # 4. llm_throughput_gpu.json / .md   benchmarks/llm_throughput.py on the GPU at equal work

@@ -1,6 +1,7 @@
 """THEORY.md 8, property 10: a model and a dataset named by hub id load through the standard
-Hugging Face cache (written by the test in a temporary HF_HOME, offline) and train exactly as the
-same files given as local paths; an id missing from the cache is one line naming it."""
+Hugging Face cache (written by the test in a temporary HF_HOME, offline) and train and evaluate
+exactly as the same files given as local paths; an id missing from the cache is one line naming
+it."""
 
 from __future__ import annotations
 
@@ -61,6 +62,19 @@ def test_hub_ids_train_exactly_as_local_files_and_a_missing_id_is_one_line(tiny_
     ]
     assert [r.get("loss") for r in rows[0]] == [r.get("loss") for r in rows[1]]
     assert any("eval_win_rate" in r for r in rows[0])
+
+    # wind evaluate by id: the same numbers as with the local files
+    evaluated = {}
+    for name, model, prompts in (("eval-id", "tiny-org/tiny-llama", "tiny-org/prompts"),
+                                 ("eval-local", str(tiny_dir), str(data))):  # fmt: skip
+        argv = ["evaluate", "--model", model, "--baseline", model, "--prompts", prompts,
+                "--preference", "heuristic", "--samples", "2", "--max-new-tokens", "5",
+                "--out", str(tmp_path / name)]  # fmt: skip
+        done = subprocess.run([*WIND, *argv], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        evaluated[name] = json.loads((tmp_path / name / "results.json").read_text())["summary"]
+    assert evaluated["eval-id"] == evaluated["eval-local"]
+    assert evaluated["eval-id"]["prompts"] == len(PROMPTS)
 
     missing = train(tmp_path, env, "missing", model="tiny-org/not-downloaded", eval_strategy="no")
     assert missing.returncode == 2

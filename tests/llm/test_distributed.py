@@ -453,7 +453,7 @@ def test_a_preset_that_cannot_run_here_is_refused_with_the_reason(
     tiny_dir, tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setattr(launch, "_gpus", lambda: 0)
-    monkeypatch.setattr(launch, "_has_deepspeed", lambda: False)
+    monkeypatch.setattr(launch, "has_deepspeed", lambda: False)
     config = write_config(tmp_path, tiny_dir, use_cpu=False)
     base = ["train", "--config", str(config), "--output_dir", str(tmp_path / "run")]
     cases = {

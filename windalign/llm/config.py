@@ -9,7 +9,6 @@ onto the SampleBatch.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import types
 import typing
@@ -17,9 +16,11 @@ import warnings
 from dataclasses import dataclass, fields
 from typing import Any
 
+from accelerate.utils import parse_flag_from_env
 from transformers import TrainingArguments
 
 from windalign.config import help_table, option, validate
+from windalign.llm.launch import has_deepspeed
 from windalign.lm.loading import DTYPES
 from windalign.objectives import LOSSES, LossSpec
 from windalign.objectives.registry import HYPERPARAMETERS
@@ -253,7 +254,7 @@ class WINDConfig(TrainingArguments):
                 "(their ranks hold shards of the weights the cache is filed under): set "
                 "eval_baseline_cache: null"
             )
-        if self.uses_deepspeed and importlib.util.find_spec("deepspeed") is None:
+        if self.uses_deepspeed and not has_deepspeed():
             raise ValueError(
                 "DeepSpeed is asked for (the deepspeed key, or accelerate launch with a DeepSpeed "
                 "config) but the deepspeed package is not installed: pip install deepspeed, or "
@@ -303,16 +304,12 @@ class WINDConfig(TrainingArguments):
     def shards_parameters(self) -> bool:
         """Whether FSDP or DeepSpeed will hold the parameters: set by these arguments
         (``fsdp``, ``deepspeed``) or by ``accelerate launch`` (its environment)."""
-        from accelerate.utils import parse_flag_from_env
-
         return bool(self.fsdp) or parse_flag_from_env("ACCELERATE_USE_FSDP") or self.uses_deepspeed
 
     @property
     def uses_deepspeed(self) -> bool:
         """Whether DeepSpeed will run the model: the ``deepspeed`` argument or ``accelerate
         launch`` with a DeepSpeed config (its environment)."""
-        from accelerate.utils import parse_flag_from_env
-
         return bool(self.deepspeed) or parse_flag_from_env("ACCELERATE_USE_DEEPSPEED")
 
     @property

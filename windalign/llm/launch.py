@@ -63,7 +63,8 @@ def _gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def _has_deepspeed() -> bool:
+def has_deepspeed() -> bool:
+    """Whether the ``deepspeed`` package is installed."""
     return importlib.util.find_spec("deepspeed") is not None
 
 
@@ -76,7 +77,7 @@ def _check_preset(name: str, processes: int | None, use_cpu: bool) -> int:
                 "--accelerate-config ddp with use_cpu: give --num-processes N (CPU processes)"
             )
         return processes
-    if name in ("zero2", "zero3") and not _has_deepspeed():
+    if name in ("zero2", "zero3") and not has_deepspeed():
         raise ValueError(
             f"--accelerate-config {name} needs DeepSpeed, which is not installed here: "
             "pip install deepspeed (on a machine with CUDA GPUs), or use ddp / fsdp2"

@@ -11,11 +11,13 @@ test prompts, every final run's evaluations, and writes
 * **paired differences**: WIND against each baseline, and each method against Best-of-2, per
   test prompt and seed (every run of a seed meets the same initial-model samples on the same
   prompts), with a 95% interval from a two-way bootstrap over seeds and prompts
-  (:func:`paired_interval`). "Better" is said only where that interval excludes 0 *and* every
+  (``llm_sweep_stats.py``). "Better" is said only where that interval excludes 0 *and* every
   seed's difference has the same sign (three seeds are too few for a bootstrap alone);
   otherwise "not separated";
 * the rounds, samples and queries each method needs to match Best-of-2 / Best-of-4 of the
-  initial model.
+  initial model, with intervals from the same bootstrap, and whether WIND needs fewer than each
+  baseline (paired resamples);
+* a first section that answers issue 18's question from those verdicts alone.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ from llm_sweep import (
     setting_name,
     summarized,
 )
+from llm_sweep_stats import (
+    bon_kl_bound,
+    difference,
+    fewer,
+    matched,
+    reach,
+    reach_interval,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARIES = ROOT / "docs" / "benchmarks" / "llm_sweep"
@@ -59,42 +69,10 @@ NAMES = {
     "dpo": "online DPO",
     "trl-online-dpo": "TRL `OnlineDPOTrainer`",
 }
-REPS = 20_000
 
 
 #: the methods with a KL coefficient, whose tuning also tries :data:`KL_KNOB`
 KL_METHODS = tuple(m for m in METHODS if "beta" in HYPER[m])
-
-
-def bon_kl_bound(n: int) -> float:
-    """``log n - (n - 1) / n``: the most Best-of-n can move from the model it draws from, in KL
-    (nats; Beirami et al. 2024).
-
-    >>> round(bon_kl_bound(2), 3), round(bon_kl_bound(4), 3)
-    (0.193, 0.636)
-    """
-    return math.log(n) - (n - 1) / n
-
-
-def paired_interval(diffs: np.ndarray, reps: int = REPS, seed: int = 0) -> tuple[float, ...]:
-    """Mean of a ``(seeds, prompts)`` matrix of paired differences and a 95% percentile interval
-    from a two-way bootstrap: seeds and prompts resampled independently (crossed random effects:
-    a prompt's difficulty is shared by the seeds, a seed's training luck by the prompts).
-
-    >>> d = np.array([[0.1, 0.3], [0.2, 0.2]])
-    >>> [round(x, 3) for x in paired_interval(d, reps=2000)][0]
-    0.2
-    >>> paired_interval(np.full((3, 5), 0.25), reps=100)
-    (0.25, 0.25, 0.25)
-    """
-    d = np.asarray(diffs, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    n_s, n_p = d.shape  # a resample's mean is (seed counts) . d . (prompt counts) / (n_s n_p)
-    cs = rng.multinomial(n_s, np.full(n_s, 1 / n_s), size=reps).astype(np.float64)
-    cp = rng.multinomial(n_p, np.full(n_p, 1 / n_p), size=reps).astype(np.float64)
-    means = np.einsum("rs,sp,rp->r", cs, d, cp) / (n_s * n_p)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(d.mean()), float(lo), float(hi)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -179,102 +157,31 @@ def load(summaries: Path) -> dict[str, Any]:
     }
 
 
-def difference(
-    a: dict[int, Any], b: dict[int, Any] | None, step: int, b_step: int | None = None
-) -> dict[str, Any] | None:
-    """Paired per-prompt win-rate difference ``a - b`` at ``step`` over the seeds both have
-    (``b`` None: against 1/2, the initial model itself; ``b_step``: b's step, default ``step``)."""
-    at = step if b_step is None else b_step
-
-    def has(x: Any) -> bool:  # a target (an array) or a run evaluated at b's step
-        return isinstance(x, np.ndarray) or at in x["evals"]
-
-    seeds = sorted(s for s in a if step in a[s]["evals"] and (b is None or (s in b and has(b[s]))))
-    if not seeds:
-        return None
-
-    def value(x: Any) -> np.ndarray:
-        return x if isinstance(x, np.ndarray) else x["evals"][at]["win_rate"]
-
-    d = np.stack(
-        [a[s]["evals"][step]["win_rate"] - (0.5 if b is None else value(b[s])) for s in seeds]
-    )
-    mean, lo, hi = paired_interval(d)
-    per_seed = [float(x) for x in d.mean(axis=1)]
-    same_sign = all(x > 0 for x in per_seed) or all(x < 0 for x in per_seed)
-    verdict = "better" if lo > 0 else "worse" if hi < 0 else "not separated"
-    if verdict != "not separated" and not same_sign:
-        verdict = "not separated (seeds disagree)"
-    if len(seeds) < len(SEEDS):  # the protocol's seeds or no verdict
-        verdict = f"none yet ({len(seeds)} of {len(SEEDS)} seeds)"
-    return {
-        "mean": mean,
-        "lo": lo,
-        "hi": hi,
-        "seeds": per_seed,
-        "verdict": verdict,
-        "n_seeds": len(seeds),
-    }
-
-
-def reach(runs: dict[int, Any], target: dict[int, np.ndarray]) -> dict[int, Any]:
-    """Per seed, the first evaluation whose mean win rate reaches that seed's target (Best-of-N of
-    the initial model against the same initial-model samples), with its rounds, samples and
-    queries; None where no evaluation of the run reaches it."""
-    out = {}
-    for seed, run in sorted(runs.items()):
-        if seed not in target:
-            continue
-        level = float(target[seed].mean())
-        hit = next(
-            (
-                step
-                for step in sorted(run["evals"])
-                if run["evals"][step]["win_rate"].mean() >= level
-            ),
-            None,
-        )
-        m = run["metrics"].get(hit, {}) if hit is not None else {}
-        out[seed] = (
-            None
-            if hit is None
-            else {"round": hit, "samples": m.get("samples"), "queries": m.get("queries")}
-        )
-    return out
-
-
-def matched(
-    a: dict[int, Any], b: dict[int, Any], last: int, cost: str = "samples"
-) -> dict[str, Any] | None:
-    """``a - b`` at equal ``cost`` (``samples`` or ``queries``) where their rounds spend different
-    amounts (J-BOND draws 3 samples per prompt and asks 3 queries, WIND 4 and 6): the run that
-    spent less by round ``last`` is taken there, the other at its evaluation that spent as much;
-    None when the amounts agree or no evaluation matches."""
-
-    def spent(runs: dict[int, Any], step: int) -> float | None:
-        counts = {r["metrics"].get(step, {}).get(cost) for r in runs.values()}
-        return counts.pop() if len(counts) == 1 else None
-
-    na, nb = spent(a, last), spent(b, last)
-    if na is None or nb is None or na == nb:
-        return None
-    few = min(na, nb)
-    other = b if na < nb else a
-    steps = sorted({s for r in other.values() for s in r["metrics"]})
-    match = [s for s in steps if spent(other, s) == few]
-    if not match:
-        return None
-    a_step, b_step = (last, match[0]) if na < nb else (match[0], last)
-    d = difference(a, b, a_step, b_step)
-    return None if d is None else {**d, "spent": few, "a_step": a_step, "b_step": b_step}
-
-
 def _ci(d: dict[str, Any] | None) -> str:
     return "—" if d is None else f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
 
 
 def _seeds(values: list[float], spec: str = "+.3f") -> str:
     return "; ".join(format(v, spec) for v in values)
+
+
+def _cost(c: dict[str, float]) -> str:
+    """``24 [12, 36]``; ``inf`` (not reached within the run) written out."""
+
+    def f(x: float) -> str:
+        return "not reached" if math.isinf(x) else f"{x:g}"
+
+    return f"{f(c['point'])} [{f(c['lo'])}, {f(c['hi'])}]"
+
+
+def _reached(pairs: list[tuple[float, float]]) -> bool:
+    return any(math.isfinite(x) for pair in pairs for x in pair)
+
+
+def _kl_at(row: dict[str, Any], step: float) -> str:
+    """A method's KL (mean over seeds) at an evaluation step; "—" where it has none."""
+    values = row["curve"].get(int(step), {}).get("kl") if math.isfinite(step) else None
+    return f"{np.mean(values):.2f}" if values else "—"
 
 
 def tables(data: dict[str, Any]) -> dict[str, Any]:
@@ -329,6 +236,12 @@ def tables(data: dict[str, Any]) -> dict[str, Any]:
             n: difference(runs, {s: v for s, v in t.items()}, last) for n, t in targets.items()
         }
         row["reach"] = {n: reach(runs, t) for n, t in targets.items()}
+        row["reach_all"] = {n: reach_interval(runs, t) for n, t in targets.items()}
+        row["fewer"] = {  # does the WIND loss reach each target spending less than this method
+            w: {n: {c: fewer(final[w], runs, t, c) for c in ("samples", "queries")}
+                for n, t in targets.items()}
+            for w in row["vs_wind"]
+        }  # fmt: skip
         out["methods"][m] = row
     out["superseded"] = []
     for (m, setting), runs in sorted(data.get("superseded", {}).items()):
@@ -365,6 +278,69 @@ def _knob_made_no_difference(rows: list[dict[str, Any]], knob: str) -> bool:
     return any(len(w) > 1 and max(w) - min(w) < 1e-9 for w in by_rest.values())
 
 
+#: the question of issue 18: WIND against these on the cost to reach Best-of-2 ...
+ASKED_COST = ("jbond", "sppo", "bok-distill")
+#: ... and against these on the win rate at the end
+ASKED_END = ("dpo", "trl-online-dpo")
+
+
+def answer(t: dict[str, Any], n: int = 2) -> list[str]:
+    """The page's first section: issue 18's question, answered from the verdicts alone (every
+    cell is a verdict or a measured value with its interval)."""
+    winds = [w for w in WINDS if w in t["methods"]]
+    if not winds or n not in t["targets"]:
+        return []
+    last = t["steps"][-1]
+    lines = [
+        "## The answer so far",
+        "",
+        f"Does WIND reach the initial model's Best-of-{n} with fewer samples and queries than "
+        + ", ".join(NAMES[m] for m in ASKED_COST)
+        + ", at what KL, and how does it compare with "
+        + " and ".join(NAMES[m] for m in ASKED_END)
+        + '? Each cell is a verdict of the tables below ("none yet" until every method has '
+        "its three seeds).",
+        "",
+        "| | " + " | ".join(NAMES[w] for w in winds) + " |",
+        "|---|" + "---|" * len(winds),
+    ]
+
+    def reached(w: str) -> str:
+        a = t["methods"][w]["reach_all"].get(n)
+        if a is None or math.isinf(a["round"]["point"]):
+            return "not reached" if a else "—"
+        return (
+            f"round {_cost(a['round'])}, {a['samples']['point']:g} samples, "
+            f"KL {_kl_at(t['methods'][w], a['round']['point'])} nats"
+        )
+
+    lines.append(
+        f"| reaches Best-of-{n} at (all seeds) | " + " | ".join(map(reached, winds)) + " |"
+    )
+
+    def verdict(w: str, m: str, cost: str) -> str:
+        f = t["methods"].get(m, {}).get("fewer", {}).get(w, {}).get(n, {}).get(cost)
+        if f is None:
+            return "—"
+        return f"{f['verdict']}; less in {f['less']:.0%}, more in {f['more']:.0%} of resamples"
+
+    for m in ASKED_COST:
+        for cost in ("samples", "queries"):
+            lines.append(
+                f"| fewer {cost} than {NAMES[m]} | "
+                + " | ".join(verdict(w, m, cost) for w in winds)
+                + " |"
+            )
+    for m in ASKED_END:
+        cells = []
+        for w in winds:
+            d = t["methods"].get(m, {}).get("vs_wind", {}).get(w)
+            kl = _kl_at(t["methods"][w], last), _kl_at(t["methods"].get(m, {"curve": {}}), last)
+            cells.append("—" if d is None else f"{d['verdict']}: {_ci(d)}, KL {kl[0]} / {kl[1]}")
+        lines.append(f"| against {NAMES[m]} after round {last} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def markdown(t: dict[str, Any]) -> str:
     lines = [
         "# LLM sweep: tuned methods, three seeds, paired differences (issue 18)",
@@ -379,6 +355,7 @@ def markdown(t: dict[str, Any]) -> str:
         "summarized. A method without three final seeds is listed with the seeds it has, and no "
         "difference is claimed for it.",
         "",
+        *answer(t),
         "## Protocol",
         "",
         "* Setting: `configs/demo.yaml` (SmolLM2-135M-Instruct, full fine-tune, fp32 on a 2-core "
@@ -513,23 +490,53 @@ def markdown(t: dict[str, Any]) -> str:
                 )
     lines += [
         "",
-        "## Cost to match the initial model's Best-of-N (first evaluation at or above "
-        "it; per seed)",
+        "## Cost to match the initial model's Best-of-N",
         "",
-        "| method | target | rounds | samples | queries |",
-        "|---|---|---|---|---|",
+        f"The first evaluation (every {FINAL_STEPS // 4} rounds) whose win rate is at or above "
+        "the target's on the same prompts: over all seeds (mean over seeds and prompts) with a "
+        '95% interval over resampled seeds and prompts, then per seed; "not reached": not '
+        f"within the {FINAL_STEPS} rounds.",
+        "",
+        "| method | target | rounds [95%] | samples [95%] | queries [95%] | rounds per seed | "
+        "KL there (nats) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m, r in t["methods"].items():
-        for n, per_seed in r["reach"].items():
-            hits = list(per_seed.values())
-            cell = {
-                k: "; ".join("not reached" if h is None else f"{h[k]:g}" for h in hits)
-                for k in ("round", "samples", "queries")
-            }
+        for n, a in r["reach_all"].items():
+            if a is None:
+                continue
+            per_seed = _seeds([x["round"] if x else math.inf for x in r["reach"][n].values()], "g")
             lines.append(
-                f"| {NAMES[m]} | Best-of-{n} | {cell['round']} | {cell['samples']} | "
-                f"{cell['queries']} |"
+                f"| {NAMES[m]} | Best-of-{n} | {_cost(a['round'])} | {_cost(a['samples'])} | "
+                f"{_cost(a['queries'])} | {per_seed.replace('inf', 'not reached')} | "
+                f"{_kl_at(r, a['round']['point'])} |"
             )
+    lines += [
+        "",
+        "## Does WIND reach Best-of-N spending less?",
+        "",
+        "In each resample of seeds and prompts (the same for both methods) each method reaches "
+        'the target at its first evaluation at or above it; "fewer" where WIND spends less in '
+        "at least 97.5% of the resamples and on every seed alone.",
+        "",
+        "| comparison | target | cost | per seed (WIND / other) | WIND less in | other less in "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m, r in t["methods"].items():
+        for w, by_target in r["fewer"].items():
+            for n, by_cost in by_target.items():
+                for cost, f in by_cost.items():
+                    if f is None or not (f["less"] or f["more"] or _reached(f["seeds"])):
+                        continue  # neither reached the target in any seed or resample
+                    seeds = "; ".join(
+                        " / ".join("not reached" if math.isinf(v) else f"{v:g}" for v in pair)
+                        for pair in f["seeds"]
+                    )
+                    lines.append(
+                        f"| {NAMES[w]} − {NAMES[m]} | Best-of-{n} | {cost} | {seeds} | "
+                        f"{f['less']:.0%} | {f['more']:.0%} | {f['verdict']} |"
+                    )
     s = t["seconds"]
     lines += [
         "",

@@ -4,8 +4,6 @@ collection covers ``tests`` and ``windalign`` only)."""
 from __future__ import annotations
 
 import doctest
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +14,11 @@ WITH_EXAMPLES = sorted(p for p in BENCHMARKS.glob("*.py") if ">>> " in p.read_te
 
 def test_the_benchmarks_with_examples_are_found():
     names = {p.stem for p in WITH_EXAMPLES}
-    assert {"llm_padding", "llm_sweep", "llm_sweep_report"} <= names, names
+    assert {"llm_padding", "llm_sweep", "llm_sweep_report", "llm_sweep_stats"} <= names, names
 
 
 @pytest.mark.parametrize("path", WITH_EXAMPLES, ids=lambda p: p.stem)
-def test_the_docstring_examples_of_a_benchmark_hold(path):
-    spec = importlib.util.spec_from_file_location(f"doctested_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(BENCHMARKS))  # they import each other
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def test_the_docstring_examples_of_a_benchmark_hold(path, benchmark_script):
+    module = benchmark_script(path.stem)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0 and result.failed == 0, result

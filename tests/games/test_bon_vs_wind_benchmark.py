@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bon_vs_wind.py"
-
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    spec = importlib.util.spec_from_file_location("bon_vs_wind", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def quick(tmp_path_factory: pytest.TempPathFactory, benchmark_script) -> tuple[dict, Path]:
+    module = benchmark_script("bon_vs_wind")
     out = tmp_path_factory.mktemp("bench")
     result = module.main(["--quick", "--out", str(out)])
     return result, out

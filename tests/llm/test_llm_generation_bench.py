@@ -3,25 +3,13 @@ sampler check, and the padded share of each grouping of a round's prompts."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_generation_ratios_pair_the_variants_of_one_repetition():
+def test_generation_ratios_pair_the_variants_of_one_repetition(benchmark_script):
     """Repetition 1 runs on a machine twice as fast: each ratio to ``shared`` stays 1.25; a
     variant that drew other first tokens is reported as such."""
-    gen = load("llm_generation")
+    gen = benchmark_script("llm_generation")
     first = [[1, 2, 3, 4]]
 
     def run(rep, variant, rate, warmup=2, drawn=first):
@@ -38,10 +26,10 @@ def test_generation_ratios_pair_the_variants_of_one_repetition():
     assert "| static | 2 | 18.75 [12.50, 25.00] | 1.25 [1.25, 1.25] | 3 | yes |" in table
 
 
-def test_padding_of_each_grouping_of_a_round():
+def test_padding_of_each_grouping_of_a_round(benchmark_script):
     """Two prompts of 2 and 1 tokens; responses of 1, 3 (prompt a) and 2, 2 (prompt b): 11 tokens.
     One pack: 2 x 2 + 4 x 3 = 16 positions; each prompt alone: (2 + 2 x 3) + (1 + 2 x 2) = 13."""
-    pad = load("llm_padding")
+    pad = benchmark_script("llm_padding")
     groups = [([1, 2], [[3], [4, 5, 6]]), ([7], [[8, 9], [10, 11]])]
     shares = pad.padded_shares(groups)
     assert shares["one pack"] == pytest.approx(1 - 11 / 16)

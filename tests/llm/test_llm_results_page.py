@@ -3,22 +3,17 @@ and matched-KL tables interpolate only between two consecutive evaluations (issu
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "llm_results.py"
 
 
 @pytest.fixture(scope="module")
-def results():
-    spec = importlib.util.spec_from_file_location("llm_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def results(benchmark_script):
+    return benchmark_script("llm_results")
 
 
 def curve(results, *points):

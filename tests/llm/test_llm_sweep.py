@@ -3,28 +3,15 @@ on test, and the run summaries that are committed as they land."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def sweep():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports llm_results beside it
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "llm_sweep", ROOT / "benchmarks" / "llm_sweep.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+def sweep(benchmark_script):
+    return benchmark_script("llm_sweep")
 
 
 def test_every_method_is_tuned_on_three_learning_rates_then_its_own_knob(sweep, tmp_path):

@@ -3,31 +3,22 @@ its differences are paired per prompt and seed, and it says "better" only where 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+
+@pytest.fixture(scope="module")
+def report(benchmark_script):
+    return benchmark_script("llm_sweep_report")
 
 
 @pytest.fixture(scope="module")
-def report():
-    spec = importlib.util.spec_from_file_location(
-        "llm_sweep_report", ROOT / "benchmarks" / "llm_sweep_report.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["llm_sweep_report"] = module
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports llm_sweep beside it
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+def stats(benchmark_script):
+    return benchmark_script("llm_sweep_stats")
 
 
 def put(folder: Path, run: dict, evals: dict[int, np.ndarray], samples_per_step: int = 16):
@@ -89,7 +80,7 @@ def sweep_tree(root: Path, gap: float, seed_noise: float = 0.0) -> None:
 
 
 def test_a_difference_on_every_prompt_is_separated_however_much_the_prompts_differ(
-    report, tmp_path
+    report, stats, tmp_path
 ):
     sweep_tree(tmp_path, gap=0.04)
     t = report.tables(report.load(tmp_path))
@@ -99,7 +90,7 @@ def test_a_difference_on_every_prompt_is_separated_however_much_the_prompts_diff
     # unpaired (the prompts shuffled against each other) the same data would not separate
     a = np.tile(np.random.default_rng(1).uniform(0.1, 0.9, 40), (3, 1))
     shuffled = a + 0.04 - np.random.default_rng(2).permuted(a, axis=1)
-    assert report.paired_interval(shuffled)[1] < 0 < report.paired_interval(shuffled)[2]
+    assert stats.paired_interval(shuffled)[1] < 0 < stats.paired_interval(shuffled)[2]
 
 
 def test_seeds_that_disagree_or_a_gap_within_the_noise_are_not_separated(report, tmp_path):
@@ -118,21 +109,21 @@ def test_seeds_that_disagree_or_a_gap_within_the_noise_are_not_separated(report,
     assert d["lo"] > 0 and d["n_seeds"] == 2 and d["verdict"] == "none yet (2 of 3 seeds)"
 
 
-def test_the_interval_is_95_percent_and_carries_the_seeds_luck(report):
+def test_the_interval_is_95_percent_and_carries_the_seeds_luck(stats):
     """Crossed bootstrap: with one seed its half-width is 1.96 standard errors over prompts;
     a seed effect shared by every prompt (one seed of three below 0) widens it past 0, which a
     bootstrap over prompts alone would not; and a positive interval whose seeds disagree in
     sign is not called a difference."""
     rng = np.random.default_rng(0)
     x = rng.normal(0.0, 1.0, (1, 400))
-    _, lo, hi = report.paired_interval(x)
+    _, lo, hi = stats.paired_interval(x)
     assert (hi - lo) / 2 == pytest.approx(1.96 * x.std() / 20, rel=0.1)
     seeds = np.array([0.1, -0.05, 0.1])[:, None] + rng.normal(0.0, 0.05, (3, 98))
-    assert report.paired_interval(seeds)[1] < 0 < report.paired_interval(seeds[[0, 2]])[1]
+    assert stats.paired_interval(seeds)[1] < 0 < stats.paired_interval(seeds[[0, 2]])[1]
     noise = rng.normal(0.0, 0.06, (3, 98))
     d = noise - noise.mean(axis=1, keepdims=True) + np.array([0.05, 0.05, -0.0005])[:, None]
     runs = {s: {"evals": {48: {"win_rate": 0.5 + d[s]}}} for s in range(3)}
-    out = report.difference(runs, None, 48)
+    out = stats.difference(runs, None, 48)
     assert out["lo"] > 0 and out["seeds"][2] < 0
     assert out["verdict"] == "not separated (seeds disagree)"
 
@@ -190,7 +181,7 @@ def test_while_a_method_is_tuned_again_none_of_its_final_runs_is_compared(report
     assert report.tables(data)["methods"]["sppo"]["vs_wind"] == {}
 
 
-def test_methods_that_spend_differently_per_round_are_also_compared_at_equal_cost(report):
+def test_methods_that_spend_differently_per_round_are_also_compared_at_equal_cost(stats):
     """J-BOND's rounds draw 12 samples where WIND's draw 16: at equal samples WIND's round 36
     (576 samples) meets J-BOND's round 48; at equal queries (24 vs 12 per round) WIND's round 24;
     runs that spend alike get no such row."""
@@ -202,14 +193,75 @@ def test_methods_that_spend_differently_per_round_are_also_compared_at_equal_cos
                                    for s in wins}} for seed in (0, 1, 2)}  # fmt: skip
 
     wind, jbond = runs(16, 24), runs(12, 12)
-    e = report.matched(wind, jbond, 48, "samples")
+    e = stats.matched(wind, jbond, 48, "samples")
     assert (e["a_step"], e["b_step"], e["spent"]) == (36, 48, 576)
     assert e["mean"] == pytest.approx(0.036 - 0.048)
-    e = report.matched(wind, jbond, 48, "queries")
+    e = stats.matched(wind, jbond, 48, "queries")
     assert (e["a_step"], e["b_step"], e["spent"]) == (24, 48, 576)
-    e = report.matched(jbond, wind, 48, "samples")  # either order
+    e = stats.matched(jbond, wind, 48, "samples")  # either order
     assert (e["a_step"], e["b_step"]) == (48, 36) and e["mean"] == pytest.approx(0.012)
-    assert report.matched(wind, runs(16, 24), 48, "samples") is None
+    assert stats.matched(wind, runs(16, 24), 48, "samples") is None
     short = runs(12, 12)  # a seed whose run was not evaluated at that step is left out
     del short[2]["evals"][48]
-    assert report.difference(wind, short, 48)["n_seeds"] == 2
+    assert stats.difference(wind, short, 48)["n_seeds"] == 2
+
+
+def runs_of(wins: dict[int, np.ndarray], per_round: int = 16) -> dict[int, dict]:
+    """A method's final runs from ``step -> (seeds, prompts)`` win rates."""
+    seeds = next(iter(wins.values())).shape[0]
+    return {seed: {"evals": {s: {"win_rate": w[seed]} for s, w in wins.items()},
+                   "metrics": {s: {"samples": per_round * s, "queries": 24 * s} for s in wins}}
+            for seed in range(seeds)}  # fmt: skip
+
+
+def test_the_cost_to_reach_a_target_has_an_interval_over_seeds_and_prompts(report, stats, tmp_path):
+    """Every prompt at the target by round 24 and none before: 24 [24, 24]; never at it: not
+    reached; a method at the target's level at round 24 only on average (noisy prompts and
+    seeds), a little below it at 12, gets an interval that reaches its neighbours."""
+    sweep_tree(tmp_path, gap=0.04)
+    t = report.tables(report.load(tmp_path))
+    wind = t["methods"]["wind-squared"]["reach_all"][2]
+    assert wind["round"] == {"point": 24, "lo": 24, "hi": 24} and wind["n_seeds"] == 3
+    assert wind["samples"]["point"] == 384 and wind["queries"]["point"] == 576
+    assert t["methods"]["sppo"]["reach_all"][2]["round"]["point"] == np.inf
+    rng = np.random.default_rng(3)
+    target = {s: np.full(98, 0.55) for s in range(3)}
+
+    def at(mean: float) -> np.ndarray:  # noisy prompts and seeds, exactly ``mean`` on average
+        x = rng.normal(0.0, 0.1, (3, 98))
+        return mean + x - x.mean()
+
+    noisy = runs_of({12: at(0.54), 24: at(0.55), 36: at(0.554), 48: at(0.58)})
+    a = stats.reach_interval(noisy, target)
+    # reached first at 12 in 14% of the resamples, at 48 or never in 11%: both inside 95%
+    assert a["round"] == {"point": 24, "lo": 12, "hi": 48}
+    assert a["samples"]["lo"] == 16 * 12 and a["queries"]["point"] == 24 * 24
+
+
+def test_fewer_samples_needs_the_resamples_and_every_seed(report, stats, tmp_path):
+    """WIND reaches Best-of-2 at round 24 on every seed and prompt, SPPO never: fewer, in every
+    resample; a method ahead in 98% of resamples but level on one seed alone is not separated;
+    two seeds give no verdict; the page's first section carries the verdict."""
+    sweep_tree(tmp_path, gap=0.04)
+    t = report.tables(report.load(tmp_path))
+    f = t["methods"]["sppo"]["fewer"]["wind-squared"][2]["samples"]
+    assert f["verdict"] == "fewer" and f["less"] == 1.0 and f["more"] == 0.0
+    assert f["seeds"] == [(384.0, np.inf)] * 3
+    page = report.markdown(t)
+    assert "| fewer samples than SPPO | fewer; less in 100%, more in 0% of resamples |" in page
+    assert "| reaches Best-of-2 at (all seeds) | round 24 [24, 24], 384 samples, KL 2.40" in page
+    # b: at the target by round 24 on every seed. a: far past it at round 12 on seeds 1 and 2;
+    # on seed 0 a hair below it at round 12 (past it in about half the prompt resamples)
+    rng = np.random.default_rng(0)
+    target = {s: np.full(98, 0.55) for s in range(3)}
+    noise = rng.normal(0.0, 0.1, (3, 98))
+    noise -= noise.mean(axis=1, keepdims=True)
+    b = runs_of({12: np.full((3, 98), 0.4), 24: np.full((3, 98), 0.6)})
+    a12 = 0.55 + noise + np.array([-0.001, 0.3, 0.3])[:, None]
+    a = runs_of({12: a12, 24: np.full((3, 98), 0.6)})
+    f = stats.fewer(a, b, target, "samples")
+    assert f["less"] >= 0.975 and f["seeds"][0] == (384.0, 384.0)
+    assert f["verdict"] == "not separated"
+    two = {s: r for s, r in a.items() if s > 0}
+    assert stats.fewer(two, b, target, "samples")["verdict"] == "none yet (2 of 3 seeds)"
+    assert stats.fewer(b, a, target, "samples")["more"] == f["less"]  # paired: the same resamples

@@ -3,26 +3,12 @@ padded share of a round's log-prob passes."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports llm_results beside it
-    try:
-        path = ROOT / "benchmarks" / "llm_throughput.py"
-        spec = importlib.util.spec_from_file_location("llm_throughput", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+def bench(benchmark_script):
+    return benchmark_script("llm_throughput")
 
 
 def run(rep: int, name: str, rate: float, memory: float = 4.0) -> dict:

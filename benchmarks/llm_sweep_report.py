@@ -166,12 +166,25 @@ def _seeds(values: list[float], spec: str = "+.3f") -> str:
 
 
 def _cost(c: dict[str, float]) -> str:
-    """``24 [12, 36]``; ``inf`` (not reached within the run) written out."""
+    """A cost with its interval; ``inf`` (not reached within the run) written out.
+
+    >>> _cost({"point": 24.0, "lo": 12.0, "hi": math.inf})
+    '24 [12, not reached]'
+    """
 
     def f(x: float) -> str:
         return "not reached" if math.isinf(x) else f"{x:g}"
 
     return f"{f(c['point'])} [{f(c['lo'])}, {f(c['hi'])}]"
+
+
+def _spent(cost: float, budget: float) -> str:
+    """A seed's cost to reach a target; one never reached is known only to exceed the run's spend.
+
+    >>> _spent(384.0, 768.0), _spent(math.inf, 576.0)
+    ('384', 'not reached within 576')
+    """
+    return f"not reached within {budget:g}" if math.isinf(cost) else f"{cost:g}"
 
 
 def _reached(pairs: list[tuple[float, float]]) -> bool:
@@ -307,15 +320,18 @@ def answer(t: dict[str, Any], n: int = 2) -> list[str]:
 
     def reached(w: str) -> str:
         a = t["methods"][w]["reach_all"].get(n)
-        if a is None or math.isinf(a["round"]["point"]):
-            return "not reached" if a else "—"
+        if a is None:
+            return "—"
+        seeds = f"{a['n_seeds']} of {len(SEEDS)} seeds"
+        if math.isinf(a["round"]["point"]):
+            return f"not reached ({seeds}; {_cost(a['round'])})"
         return (
-            f"round {_cost(a['round'])}, {a['samples']['point']:g} samples, "
+            f"round {_cost(a['round'])} ({seeds}), {a['samples']['point']:g} samples, "
             f"KL {_kl_at(t['methods'][w], a['round']['point'])} nats"
         )
 
     lines.append(
-        f"| reaches Best-of-{n} at (all seeds) | " + " | ".join(map(reached, winds)) + " |"
+        f"| reaches Best-of-{n} at (pooled seeds) | " + " | ".join(map(reached, winds)) + " |"
     )
 
     def verdict(w: str, m: str, cost: str) -> str:
@@ -497,9 +513,9 @@ def markdown(t: dict[str, Any]) -> str:
         '95% interval over resampled seeds and prompts, then per seed; "not reached": not '
         f"within the {FINAL_STEPS} rounds.",
         "",
-        "| method | target | rounds [95%] | samples [95%] | queries [95%] | rounds per seed | "
-        "KL there (nats) |",
-        "|---|---|---|---|---|---|---|",
+        "| method | target | seeds | rounds [95%] | samples [95%] | queries [95%] | "
+        "rounds per seed | KL there (nats) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m, r in t["methods"].items():
         for n, a in r["reach_all"].items():
@@ -507,7 +523,8 @@ def markdown(t: dict[str, Any]) -> str:
                 continue
             per_seed = _seeds([x["round"] if x else math.inf for x in r["reach"][n].values()], "g")
             lines.append(
-                f"| {NAMES[m]} | Best-of-{n} | {_cost(a['round'])} | {_cost(a['samples'])} | "
+                f"| {NAMES[m]} | Best-of-{n} | {a['n_seeds']} | {_cost(a['round'])} | "
+                f"{_cost(a['samples'])} | "
                 f"{_cost(a['queries'])} | {per_seed.replace('inf', 'not reached')} | "
                 f"{_kl_at(r, a['round']['point'])} |"
             )
@@ -516,8 +533,11 @@ def markdown(t: dict[str, Any]) -> str:
         "## Does WIND reach Best-of-N spending less?",
         "",
         "In each resample of seeds and prompts (the same for both methods) each method reaches "
-        'the target at its first evaluation at or above it; "fewer" where WIND spends less in '
-        "at least 97.5% of the resamples and on every seed alone.",
+        "the target at its first evaluation at or above it. A method that never reaches it is "
+        "known only to need more than its whole run spent (J-BOND's rounds spend 12 samples and "
+        "12 queries, WIND's 16 and 24), so WIND counts as spending less only within the other's "
+        'spend. "fewer" where WIND spends less in at least 97.5% of the resamples and on every '
+        "seed alone.",
         "",
         "| comparison | target | cost | per seed (WIND / other) | WIND less in | other less in "
         "| verdict |",
@@ -530,8 +550,8 @@ def markdown(t: dict[str, Any]) -> str:
                     if f is None or not (f["less"] or f["more"] or _reached(f["seeds"])):
                         continue  # neither reached the target in any seed or resample
                     seeds = "; ".join(
-                        " / ".join("not reached" if math.isinf(v) else f"{v:g}" for v in pair)
-                        for pair in f["seeds"]
+                        " / ".join(map(_spent, pair, budget))
+                        for pair, budget in zip(f["seeds"], f["budgets"], strict=True)
                     )
                     lines.append(
                         f"| {NAMES[w]} − {NAMES[m]} | Best-of-{n} | {cost} | {seeds} | "

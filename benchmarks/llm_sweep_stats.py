@@ -106,13 +106,32 @@ def difference(
     }
 
 
+def _steps(runs: dict[int, Any], seeds: list[int]) -> list[int]:
+    """The evaluation steps every one of ``seeds`` has (their pooled mean needs all of them)."""
+    return sorted(set.intersection(*(set(runs[s]["evals"]) for s in seeds)))
+
+
+def _cost_at(runs: dict[int, Any], seeds: list[int], step: int, cost: str) -> float:
+    """``cost`` spent by ``step`` (the seeds spend alike; NaN where the metrics lack it)."""
+    if cost == "round":
+        return float(step)
+    return float(runs[seeds[0]]["metrics"].get(step, {}).get(cost, math.nan))
+
+
+def _budget(runs: dict[int, Any], seeds: list[int], cost: str) -> float:
+    """``cost`` spent by the last evaluation of the run: one that never reaches a target only
+    shows that it needs more than this."""
+    steps = _steps(runs, seeds)
+    return _cost_at(runs, seeds, steps[-1], cost) if steps else 0.0
+
+
 def _first_costs(
     runs: dict[int, Any], target: dict[int, np.ndarray], seeds: list[int], cs, cp
 ) -> dict[str, np.ndarray]:
     """Per resample (rows of the counts ``cs``, ``cp``), the round, samples and queries of the
     first evaluation whose win rate, averaged over the resample's seeds and prompts, is at or
     above the target's on the same resample; ``inf`` where no evaluation reaches it."""
-    steps = sorted(set.intersection(*(set(runs[s]["evals"]) for s in seeds)))
+    steps = _steps(runs, seeds)
     if not steps:
         return {c: np.full(len(cs), np.inf) for c in COSTS}
     wins = np.stack([[runs[s]["evals"][t]["win_rate"] for s in seeds] for t in steps])
@@ -120,11 +139,9 @@ def _first_costs(
     curve = np.einsum("rs,tsp,rp->rt", cs, wins, cp)
     hit = curve >= level[:, None] - 1e-9 * wins.shape[1] * wins.shape[2]  # sums: equal is reached
     first = np.where(hit.any(axis=1), hit.argmax(axis=1), len(steps))
-
-    def cost(step: int, c: str) -> float:
-        return float(step) if c == "round" else float(runs[seeds[0]]["metrics"][step][c])
-
-    return {c: np.array([cost(t, c) for t in steps] + [np.inf])[first] for c in COSTS}
+    return {
+        c: np.array([_cost_at(runs, seeds, t, c) for t in steps] + [np.inf])[first] for c in COSTS
+    }
 
 
 def reach(runs: dict[int, Any], target: dict[int, np.ndarray]) -> dict[int, Any]:
@@ -148,8 +165,8 @@ def reach_interval(
     runs: dict[int, Any], target: dict[int, np.ndarray], reps: int = REPS, seed: int = 0
 ) -> dict[str, Any] | None:
     """The cost (rounds, samples, queries) to reach ``target`` over all seeds the run and target
-    share: the first evaluation whose mean over seeds and prompts is at or above the target's
-    mean (``point``) and a 95% interval of that evaluation's cost over the two-way bootstrap;
+    share: the first evaluation (among those every seed has) whose mean over seeds and prompts
+    is at or above the target's mean (``point``) and a 95% interval of that evaluation's cost over the two-way bootstrap;
     ``inf`` stands for "not reached within the run"."""
     seeds = sorted(set(runs) & set(target))
     if not seeds:
@@ -174,29 +191,35 @@ def fewer(
 ) -> dict[str, Any] | None:
     """Whether ``a`` reaches ``target`` spending less ``cost`` (samples or queries) than ``b``,
     over the seeds all three share: in each resample of seeds and prompts, the same for both
-    (paired), each reaches the target at its first evaluation at or above it (never: ``inf``).
-    "fewer" where ``a`` spends less in at least 97.5% of the resamples and on every seed alone;
-    "more" the other way round; else "not separated"."""
+    (paired), each reaches the target at its first evaluation at or above it. A run that never
+    reaches it needs more than its whole run spent (its budget) and no more is known: ``a``
+    spent less where its cost is below ``b``'s and within ``b``'s budget. "fewer" where ``a``
+    spent less in at least 97.5% of the resamples and on every seed alone; "more" the other way
+    round; else "not separated"."""
     seeds = sorted(set(a) & set(b) & set(target))
     if not seeds:
         return None
     counts = resample_counts(len(seeds), len(target[seeds[0]]), reps, seed)
     ca, cb = (_first_costs(x, target, seeds, *counts)[cost] for x in (a, b))
-    less, more = float(np.mean(ca < cb)), float(np.mean(ca > cb))
+    ba, bb = (_budget(x, seeds, cost) for x in (a, b))
+    less = float(np.mean((ca < cb) & (ca <= bb)))
+    more = float(np.mean((cb < ca) & (cb <= ba)))
     ra, rb = reach(a, target), reach(b, target)
     per_seed = [
         tuple(math.inf if r[s] is None else float(r[s][cost]) for r in (ra, rb)) for s in seeds
     ]
+    budgets = [(_budget(a, [s], cost), _budget(b, [s], cost)) for s in seeds]
+    pairs = list(zip(per_seed, budgets, strict=True))
     if len(seeds) < len(SEEDS):  # the protocol's seeds or no verdict
         verdict = f"none yet ({len(seeds)} of {len(SEEDS)} seeds)"
-    elif less >= 0.975 and all(x < y for x, y in per_seed):
+    elif less >= 0.975 and all(x < y and x <= by for (x, y), (_, by) in pairs):
         verdict = "fewer"
-    elif more >= 0.975 and all(x > y for x, y in per_seed):
+    elif more >= 0.975 and all(y < x and y <= bx for (x, y), (bx, _) in pairs):
         verdict = "more"
     else:
         verdict = "not separated"
-    return {"less": less, "more": more, "seeds": per_seed, "verdict": verdict,
-            "n_seeds": len(seeds)}  # fmt: skip
+    return {"less": less, "more": more, "seeds": per_seed, "budgets": budgets,
+            "verdict": verdict, "n_seeds": len(seeds)}  # fmt: skip
 
 
 def matched(

@@ -206,11 +206,12 @@ def test_methods_that_spend_differently_per_round_are_also_compared_at_equal_cos
     assert stats.difference(wind, short, 48)["n_seeds"] == 2
 
 
-def runs_of(wins: dict[int, np.ndarray], per_round: int = 16) -> dict[int, dict]:
+def runs_of(wins: dict[int, np.ndarray], per_round: int = 16, queries: int = 24) -> dict:
     """A method's final runs from ``step -> (seeds, prompts)`` win rates."""
     seeds = next(iter(wins.values())).shape[0]
     return {seed: {"evals": {s: {"win_rate": w[seed]} for s, w in wins.items()},
-                   "metrics": {s: {"samples": per_round * s, "queries": 24 * s} for s in wins}}
+                   "metrics": {s: {"samples": per_round * s, "queries": queries * s}
+                               for s in wins}}
             for seed in range(seeds)}  # fmt: skip
 
 
@@ -223,7 +224,8 @@ def test_the_cost_to_reach_a_target_has_an_interval_over_seeds_and_prompts(repor
     wind = t["methods"]["wind-squared"]["reach_all"][2]
     assert wind["round"] == {"point": 24, "lo": 24, "hi": 24} and wind["n_seeds"] == 3
     assert wind["samples"]["point"] == 384 and wind["queries"]["point"] == 576
-    assert t["methods"]["sppo"]["reach_all"][2]["round"]["point"] == np.inf
+    assert t["methods"]["sppo"]["reach_all"][2]["round"] == {"point": np.inf, "lo": np.inf,
+                                                             "hi": np.inf}  # fmt: skip
     rng = np.random.default_rng(3)
     target = {s: np.full(98, 0.55) for s in range(3)}
 
@@ -249,7 +251,11 @@ def test_fewer_samples_needs_the_resamples_and_every_seed(report, stats, tmp_pat
     assert f["seeds"] == [(384.0, np.inf)] * 3
     page = report.markdown(t)
     assert "| fewer samples than SPPO | fewer; less in 100%, more in 0% of resamples |" in page
-    assert "| reaches Best-of-2 at (all seeds) | round 24 [24, 24], 384 samples, KL 2.40" in page
+    row = "| reaches Best-of-2 at (pooled seeds) | round 24 [24, 24] (3 of 3 seeds), 384 samples,"
+    assert row + " KL 2.40 nats |" in page
+    sweep_tree(tmp_path / "flat", gap=0.0)  # WIND never reaches it
+    page = report.markdown(report.tables(report.load(tmp_path / "flat")))
+    assert "| not reached (3 of 3 seeds; not reached [not reached, not reached]) |" in page
     # b: at the target by round 24 on every seed. a: far past it at round 12 on seeds 1 and 2;
     # on seed 0 a hair below it at round 12 (past it in about half the prompt resamples)
     rng = np.random.default_rng(0)
@@ -264,4 +270,56 @@ def test_fewer_samples_needs_the_resamples_and_every_seed(report, stats, tmp_pat
     assert f["verdict"] == "not separated"
     two = {s: r for s, r in a.items() if s > 0}
     assert stats.fewer(two, b, target, "samples")["verdict"] == "none yet (2 of 3 seeds)"
-    assert stats.fewer(b, a, target, "samples")["more"] == f["less"]  # paired: the same resamples
+    g = stats.fewer(b, a, target, "samples")  # the mirror: "more" needs every seed too
+    assert g["more"] == f["less"] and g["verdict"] == "not separated"  # paired: same resamples
+
+
+def test_a_run_that_never_reaches_the_target_is_only_known_to_need_more_than_it_spent(stats):
+    """J-BOND's rounds spend 12 samples, WIND's 16: J-BOND not reaching the target in 48 rounds
+    (576 samples) says nothing of WIND reaching it at 768; at 384 WIND spent fewer."""
+    target = {s: np.full(98, 0.55) for s in range(3)}
+    low, high = np.full((3, 98), 0.4), np.full((3, 98), 0.6)
+    jbond = runs_of({s: low for s in (12, 24, 36, 48)}, per_round=12)
+    late = runs_of({12: low, 24: low, 36: low, 48: high})
+    f = stats.fewer(late, jbond, target, "samples")
+    assert f["seeds"] == [(768.0, np.inf)] * 3 and f["budgets"] == [(768.0, 576.0)] * 3
+    assert f["less"] == 0.0 and f["more"] == 0.0 and f["verdict"] == "not separated"
+    early = runs_of({12: low, 24: high, 36: high, 48: high})
+    f = stats.fewer(early, jbond, target, "samples")
+    assert f["less"] == 1.0 and f["verdict"] == "fewer"
+    assert stats.fewer(jbond, early, target, "samples")["verdict"] == "more"
+    # far past it from round 12 on seeds 1 and 2; on seed 0 a hair below it until round 48 (past
+    # it in about half the prompt resamples): ahead in 98% of the resamples, but seed 0 alone
+    # reaches it beyond J-BOND's whole run
+    noise = np.random.default_rng(0).normal(0.0, 0.1, (3, 98))
+    near = 0.55 + noise - noise.mean(axis=1, keepdims=True) + np.array([-0.001, 0.3, 0.3])[:, None]
+    mixed = runs_of({12: near, 24: near, 36: near, 48: high})
+    f = stats.fewer(mixed, jbond, target, "samples")
+    assert f["less"] >= 0.975 and f["seeds"][0] == (768.0, np.inf)
+    assert f["verdict"] == "not separated"
+
+
+def test_each_seed_meets_its_own_target(stats):
+    """Best-of-N's samples differ by seed: a run 0.01 above its own seed's target on every
+    prompt is 0.01 above, whatever the other seeds' targets."""
+    targets = {s: np.full(98, 0.5 + 0.05 * s) for s in range(3)}
+    runs = {s: {"evals": {48: {"win_rate": targets[s] + 0.01}}} for s in range(3)}
+    d = stats.difference(runs, targets, 48)
+    assert d["mean"] == pytest.approx(0.01) and d["seeds"] == pytest.approx([0.01] * 3)
+    assert d["verdict"] == "better"
+
+
+def test_the_answer_reads_each_cost_of_each_baseline(report, stats, tmp_path):
+    """WIND reaches Best-of-2 at round 36 (576 samples, 864 queries); J-BOND, 12 samples and 12
+    queries a round, not within its 576 of each: fewer samples, queries not separated."""
+    sweep_tree(tmp_path, gap=0.04)
+    t = report.tables(report.load(tmp_path))
+    targets = {s: np.full(98, 0.55) for s in range(3)}
+    low, high = np.full((3, 98), 0.4), np.full((3, 98), 0.6)
+    wind = runs_of({12: low, 24: low, 36: high, 48: high})
+    jbond = runs_of({s: low for s in (12, 24, 36, 48)}, per_round=12, queries=12)
+    by_cost = {c: stats.fewer(wind, jbond, targets, c) for c in ("samples", "queries")}
+    t["methods"]["jbond"] = {"fewer": {"wind-squared": {2: by_cost}}}
+    page = "\n".join(report.answer(t))
+    assert "| fewer samples than J-BOND | fewer; less in 100%, more in 0% of resamples |" in page
+    assert "| fewer queries than J-BOND | not separated; less in 0%, more in 0% of" in page

@@ -166,8 +166,8 @@ def reach_interval(
 ) -> dict[str, Any] | None:
     """The cost (rounds, samples, queries) to reach ``target`` over all seeds the run and target
     share: the first evaluation (among those every seed has) whose mean over seeds and prompts
-    is at or above the target's mean (``point``) and a 95% interval of that evaluation's cost over the two-way bootstrap;
-    ``inf`` stands for "not reached within the run"."""
+    is at or above the target's mean (``point``) and a 95% interval of that evaluation's cost
+    over the two-way bootstrap; ``inf`` stands for "not reached within the run"."""
     seeds = sorted(set(runs) & set(target))
     if not seeds:
         return None

@@ -319,7 +319,11 @@ def test_the_answer_reads_each_cost_of_each_baseline(report, stats, tmp_path):
     wind = runs_of({12: low, 24: low, 36: high, 48: high})
     jbond = runs_of({s: low for s in (12, 24, 36, 48)}, per_round=12, queries=12)
     by_cost = {c: stats.fewer(wind, jbond, targets, c) for c in ("samples", "queries")}
-    t["methods"]["jbond"] = {"fewer": {"wind-squared": {2: by_cost}}}
+    t["methods"]["jbond"] = {"fewer": {"wind-squared": {2: by_cost}},
+                             "reach": {2: stats.reach(jbond, targets)}}  # fmt: skip
     page = "\n".join(report.answer(t))
+    assert (
+        "J-BOND reaches Best-of-2 on none of its seeds within its runs (576 samples, 576 " in page
+    )
     assert "| fewer samples than J-BOND | fewer; less in 100%, more in 0% of resamples |" in page
     assert "| fewer queries than J-BOND | not separated; less in 0%, more in 0% of" in page

@@ -49,6 +49,7 @@ from llm_sweep import (
 from llm_sweep_stats import (
     bon_kl_bound,
     difference,
+    dominance,
     fewer,
     matched,
     reach,
@@ -187,6 +188,20 @@ def _spent(cost: float, budget: float) -> str:
     return f"not reached within {budget:g}" if math.isinf(cost) else f"{cost:g}"
 
 
+def _share(x: float) -> str:
+    """A share of resamples in whole percent; a share that is not none (or not all) never reads
+    as 0% (100%).
+
+    >>> _share(0.0), _share(0.001), _share(0.5), _share(0.999), _share(1.0)
+    ('0%', '<1%', '50%', '>99%', '100%')
+    """
+    if 0 < x < 0.01:
+        return "<1%"
+    if 0.99 < x < 1:
+        return ">99%"
+    return f"{x:.0%}"
+
+
 def _reached(pairs: list[tuple[float, float]]) -> bool:
     return any(math.isfinite(x) for pair in pairs for x in pair)
 
@@ -243,6 +258,10 @@ def tables(data: dict[str, Any]) -> dict[str, Any]:
         }
         row["vs_wind_matched"] = {
             w: {c: matched(final[w], runs, last, c) for c in ("samples", "queries")}
+            for w in row["vs_wind"]
+        }
+        row["dominance"] = {  # each side's end against the other's path at least as far out
+            w: {"wind": dominance(final[w], runs, last), "other": dominance(runs, final[w], last)}
             for w in row["vs_wind"]
         }
         row["vs_target"] = {
@@ -338,7 +357,7 @@ def answer(t: dict[str, Any], n: int = 2) -> list[str]:
         f = t["methods"].get(m, {}).get("fewer", {}).get(w, {}).get(n, {}).get(cost)
         if f is None:
             return "—"
-        return f"{f['verdict']}; less in {f['less']:.0%}, more in {f['more']:.0%} of resamples"
+        return f"{f['verdict']}; less in {_share(f['less'])}, more in {_share(f['more'])} of resamples"
 
     for m in ASKED_COST:
         for cost in ("samples", "queries"):
@@ -354,6 +373,22 @@ def answer(t: dict[str, Any], n: int = 2) -> list[str]:
             kl = _kl_at(t["methods"][w], last), _kl_at(t["methods"].get(m, {"curve": {}}), last)
             cells.append("—" if d is None else f"{d['verdict']}: {_ci(d)}, KL {kl[0]} / {kl[1]}")
         lines.append(f"| against {NAMES[m]} after round {last} | " + " | ".join(cells) + " |")
+
+    def at_kl(w: str, m: str) -> str:
+        sides = t["methods"].get(m, {}).get("dominance", {}).get(w)
+        if sides is None:
+            return "—"
+        cells = [f"{who} end − {whose} path {_ci(d)}, {d['verdict']}"
+                 for who, whose, d in (("WIND's", "its", sides["wind"]),
+                                       ("its", "WIND's", sides["other"])) if d]  # fmt: skip
+        return "; ".join(cells) or "neither moved as far as the other's end on every seed"
+
+    for m in (*ASKED_COST, *ASKED_END):
+        lines.append(
+            f"| against {NAMES[m]} at no less KL (an end against the other's path as far out) | "
+            + " | ".join(at_kl(w, m) for w in winds)
+            + " |"
+        )
     lines.append("")
     for m in ASKED_COST:  # a baseline that never got there bounds what "fewer" can decide
         r = t["methods"].get(m)
@@ -372,6 +407,39 @@ def answer(t: dict[str, Any], n: int = 2) -> list[str]:
             "",
         ]
     return lines
+
+
+def at_no_more_kl(t: dict[str, Any]) -> list[str]:
+    """The section comparing each method's end with the other's path at no less KL
+    (``llm_sweep_stats.dominance``)."""
+    lines = [
+        "## At what KL: more win rate for less distance from the initial model?",
+        "",
+        "Win rate against the initial model grows as a method moves away from it, so a method "
+        "that ends further away (more KL) may win by going further. Here one method's end meets "
+        "the other's path where that one has moved at least as far: on each seed, the other's "
+        "first evaluation whose KL is at least the end's (no interpolation between "
+        "evaluations). The end *dominates* that point where its win rate is still better (the "
+        "interval excludes 0 and every seed agrees): more win rate for less distance. A method "
+        "that never moved as far on some seed gives no row.",
+        "",
+        "| end | against (round per seed) | difference in win rate | verdict | seeds "
+        "| KL per seed, nats (end / against) | dominates |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    last = t["steps"][-1] if t["steps"] else None
+    for m, r in t["methods"].items():
+        for w, sides in r.get("dominance", {}).items():
+            for end, other, d in ((w, m, sides["wind"]), (m, w, sides["other"])):
+                if d is None:
+                    continue
+                kl = "; ".join(f"{a:.2f} / {b:.2f}" for a, b in d["kl"])
+                lines.append(
+                    f"| {NAMES[end]} (round {last}) | {NAMES[other]} "
+                    f"({_seeds(d['y_steps'], 'g')}) | {_ci(d)} | {d['verdict']} | "
+                    f"{_seeds(d['seeds'])} | {kl} | {'yes' if d['dominates'] else 'no'} |"
+                )
+    return [*lines, ""]
 
 
 def markdown(t: dict[str, Any]) -> str:
@@ -433,6 +501,17 @@ def markdown(t: dict[str, Any]) -> str:
             "each round's gradient is the knob times a direction that does not depend on it, and "
             "neither Adam's step nor gradient clipping depends on that scale. Those runs bought "
             "nothing; with several steps per round the knob matters and needs its grid.",
+        ]
+    edge_text = []
+    for side, lr in (("smallest", min(LEARNING_RATES)), ("largest", max(LEARNING_RATES))):
+        names = [NAMES[m] for m, c in t["chosen"].items() if c.split("_")[0] == f"lr{lr:g}"]
+        if names:
+            edge_text.append(f"the grid's {side} ({lr:g}) for {', '.join(names)}")
+    if edge_text:
+        lines += [
+            "",
+            f"The chosen learning rate is {'; '.join(edge_text)}: the best may lie beyond the "
+            "grid, which was not widened (compute).",
         ]
     lines += [
         "",
@@ -521,8 +600,8 @@ def markdown(t: dict[str, Any]) -> str:
                     f"| {NAMES[m]} − Best-of-{n} | {_ci(d)} | {d['verdict']} | "
                     f"{_seeds(d['seeds'])} | {kl(m, last)} / at most {bon_kl_bound(n):.2f} |"
                 )
+    lines += ["", *at_no_more_kl(t)]
     lines += [
-        "",
         "## Cost to match the initial model's Best-of-N",
         "",
         f"The first evaluation (every {FINAL_STEPS // 4} rounds) whose win rate is at or above "
@@ -572,7 +651,7 @@ def markdown(t: dict[str, Any]) -> str:
                     )
                     lines.append(
                         f"| {NAMES[w]} − {NAMES[m]} | Best-of-{n} | {cost} | {seeds} | "
-                        f"{f['less']:.0%} | {f['more']:.0%} | {f['verdict']} |"
+                        f"{_share(f['less'])} | {_share(f['more'])} | {f['verdict']} |"
                     )
     s = t["seconds"]
     lines += [

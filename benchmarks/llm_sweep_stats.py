@@ -246,3 +246,48 @@ def matched(
     a_step, b_step = (last, match[0]) if na < nb else (match[0], last)
     d = difference(a, b, a_step, b_step)
     return None if d is None else {**d, "spent": few, "a_step": a_step, "b_step": b_step}
+
+
+def _kl(run: dict[str, Any], step: int) -> float:
+    """A run's KL from the initial model at ``step`` (mean over the test prompts)."""
+    return float(np.mean(run["evals"][step]["kl"]))
+
+
+def dominance(x: dict[int, Any], y: dict[int, Any], last: int) -> dict[str, Any] | None:
+    """``x`` at round ``last`` against ``y`` where ``y`` has moved at least as far from the
+    initial model: on each seed, ``y``'s first evaluation whose KL is at least ``x``'s there (no
+    interpolation). ``x`` *dominates* where its win rate is still better (``difference``'s
+    verdict: the interval excludes 0 and every seed agrees): more win rate for less distance.
+    None where ``y`` never moved as far as ``x`` on some seed.
+
+    >>> def run(kl, win):  # 3 seeds, 2 prompts, evaluated at rounds 12 and 24
+    ...     return {s: {"evals": {t: {"kl": np.full(2, kl[t]), "win_rate": np.full(2, win[t])}
+    ...                           for t in (12, 24)}} for s in range(3)}
+    >>> a = run({12: 0.3, 24: 1.0}, {12: 0.55, 24: 0.6})
+    >>> b = run({12: 2.0, 24: 4.0}, {12: 0.52, 24: 0.7})
+    >>> d = dominance(a, b, 24)
+    >>> d["y_steps"], d["dominates"], round(d["mean"], 2)
+    ([12, 12, 12], True, 0.08)
+    >>> dominance(b, a, 24) is None  # a never moved as far as b's end
+    True
+    """
+    seeds = sorted(s for s in set(x) & set(y) if last in x[s]["evals"] and last in y[s]["evals"])
+    if not seeds:
+        return None
+    y_steps = []
+    for s in seeds:
+        far = [t for t in sorted(y[s]["evals"]) if _kl(y[s], t) >= _kl(x[s], last)]
+        if not far:
+            return None
+        y_steps.append(far[0])
+    d = difference(
+        {s: {"evals": {0: x[s]["evals"][last]}} for s in seeds},
+        {s: {"evals": {0: y[s]["evals"][t]}} for s, t in zip(seeds, y_steps, strict=True)},
+        0,
+    )
+    return {
+        **d,
+        "y_steps": y_steps,
+        "dominates": d["verdict"] == "better",
+        "kl": [(_kl(x[s], last), _kl(y[s], t)) for s, t in zip(seeds, y_steps, strict=True)],
+    }

@@ -327,3 +327,67 @@ def test_the_answer_reads_each_cost_of_each_baseline(report, stats, tmp_path):
     )
     assert "| fewer samples than J-BOND | fewer; less in 100%, more in 0% of resamples |" in page
     assert "| fewer queries than J-BOND | not separated; less in 0%, more in 0% of" in page
+
+
+def kl_runs(kl: dict[int, list[float]], win: dict[int, list[float]], prompts: int = 40) -> dict:
+    """Runs of 3 seeds from per-seed KL and win rate at each evaluation (every prompt alike)."""
+    return {seed: {"evals": {t: {"kl": np.full(prompts, kl[t][seed]),
+                                 "win_rate": np.full(prompts, win[t][seed])} for t in kl}}
+            for seed in range(3)}  # fmt: skip
+
+
+def test_an_end_meets_the_other_path_where_it_has_moved_as_far_on_that_seed(stats):
+    """On each seed the other run is taken at its first evaluation at or beyond the end's KL:
+    rounds 12, 24 and 48 here; the end dominates it only where its win rate is better on every
+    seed; a run that never moved as far on one seed gives no comparison."""
+    wind = kl_runs({48: [1.0, 2.0, 1.5]}, {48: [0.6, 0.6, 0.6]})
+    other = kl_runs({12: [1.0, 0.5, 0.2], 24: [3.0, 2.5, 1.0], 48: [4.0, 3.0, 1.6]},
+                    {12: [0.55, 0.5, 0.5], 24: [0.7, 0.58, 0.5], 48: [0.8, 0.8, 0.59]})  # fmt: skip
+    d = stats.dominance(wind, other, 48)
+    assert d["y_steps"] == [12, 24, 48]  # equal KL on seed 0 counts as as far
+    assert d["kl"] == [(1.0, 1.0), (2.0, 2.5), (1.5, 1.6)]
+    assert d["seeds"] == pytest.approx([0.05, 0.02, 0.01]) and d["dominates"]
+    other[1]["evals"][24]["win_rate"] = np.full(40, 0.61)  # seed 1 now ahead of the end
+    d = stats.dominance(wind, other, 48)
+    assert d["verdict"].startswith("not separated") and not d["dominates"]
+    other[2]["evals"][48]["kl"] = np.full(40, 1.4)  # seed 2 never as far as WIND's 1.5
+    assert stats.dominance(wind, other, 48) is None
+    assert stats.dominance(other, wind, 48) is None  # WIND has no evaluation beyond its end
+
+
+def test_the_page_says_where_an_end_dominates_the_other_path(report, tmp_path):
+    """SPPO moves twice as far as WIND by every round, and its round 24 (as far as WIND's end)
+    is still below WIND's end: the page says WIND's end dominates it, in the section and the
+    answer; SPPO's end meets no WIND evaluation as far out."""
+    sweep_tree(tmp_path, gap=0.04)
+    for seed in range(3):  # SPPO's KL twice WIND's at every evaluation
+        path = tmp_path / "final" / "sppo" / "lr2e-05_eta5" / f"seed{seed}" / "evaluations.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
+        for row in rows:
+            for p in row["prompts"]:
+                p["kl"] = 0.2 * row["step"]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = report.tables(report.load(tmp_path))
+    sides = t["methods"]["sppo"]["dominance"]["wind-squared"]
+    assert sides["other"] is None and sides["wind"]["y_steps"] == [24, 24, 24]
+    assert sides["wind"]["mean"] == pytest.approx(0.04) and sides["wind"]["dominates"]
+    page = report.markdown(t)
+    assert (
+        "| WIND (`wind-squared`) (round 48) | SPPO (24; 24; 24) | +0.040 [+0.040, +0.040] " in page
+    )
+    assert "| 4.80 / 4.80; 4.80 / 4.80; 4.80 / 4.80 | yes |" in page
+    assert ("| against SPPO at no less KL (an end against the other's path as far out) | WIND's "
+            "end − its path +0.040 [+0.040, +0.040], better |") in page  # fmt: skip
+
+
+def test_a_choice_at_the_edge_of_the_grid_is_said(report, tmp_path):
+    """Both choices in the middle of the learning-rate grid: nothing said; one at its top: the
+    page says the best may lie beyond it."""
+    sweep_tree(tmp_path, gap=0.04)
+    t = report.tables(report.load(tmp_path))
+    assert "The chosen learning rate is" not in report.markdown(t)
+    t["chosen"]["sppo"] = "lr4e-05_eta5"
+    assert (
+        "The chosen learning rate is the grid's largest (4e-05) for SPPO: the best may lie "
+        "beyond the grid" in report.markdown(t)
+    )

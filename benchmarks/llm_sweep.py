@@ -53,6 +53,18 @@ SUMMARIES = ROOT / "docs" / "benchmarks" / "llm_sweep"
 #: in the order the sweep spends its budget: WIND and the paper's BOND-family baselines first
 METHODS = ("wind-squared", "jbond", "wind-nce", "bok-distill", "sppo", TRL, "dpo", "nash-md")
 LEARNING_RATES = (1e-5, 2e-5, 4e-5)
+#: the WIND losses in the sweep: each is compared with every other method
+WINDS = ("wind-squared", "wind-nce")
+NAMES = {
+    "wind-squared": "WIND (`wind-squared`)",
+    "wind-nce": "WIND (`wind-nce`)",
+    "sppo": "SPPO",
+    "jbond": "J-BOND",
+    "bok-distill": "Best-of-K distillation",
+    "nash-md": "Nash-MD",
+    "dpo": "online DPO",
+    "trl-online-dpo": "TRL `OnlineDPOTrainer`",
+}
 #: each method's own knob: its value while the learning rate is tuned, then the others tried
 KNOBS: dict[str, tuple[str, tuple[float, ...]]] = {
     "wind-squared": ("eta", (5.0, 1.0)),

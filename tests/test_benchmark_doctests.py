@@ -14,7 +14,7 @@ WITH_EXAMPLES = sorted(p for p in BENCHMARKS.glob("*.py") if ">>> " in p.read_te
 
 def test_the_benchmarks_with_examples_are_found():
     names = {p.stem for p in WITH_EXAMPLES}
-    assert {"llm_padding", "llm_sweep", "llm_sweep_report", "llm_sweep_stats"} <= names, names
+    assert {"llm_padding", "llm_sweep", "llm_sweep_page", "llm_sweep_stats"} <= names, names
 
 
 @pytest.mark.parametrize("path", WITH_EXAMPLES, ids=lambda p: p.stem)

@@ -1,5 +1,6 @@
-"""benchmarks/llm_sweep_report.py (issue 18): the page is built from committed summaries alone,
-its differences are paired per prompt and seed, and it says "better" only where they separate."""
+"""benchmarks/llm_sweep_report.py and llm_sweep_page.py (issue 18): the page is built from
+committed summaries alone, its differences are paired per prompt and seed, and it says "better"
+only where they separate."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ import pytest
 @pytest.fixture(scope="module")
 def report(benchmark_script):
     return benchmark_script("llm_sweep_report")
+
+
+@pytest.fixture(scope="module")
+def sweep_page(benchmark_script):
+    return benchmark_script("llm_sweep_page")
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +246,7 @@ def test_the_cost_to_reach_a_target_has_an_interval_over_seeds_and_prompts(repor
     assert a["samples"]["lo"] == 16 * 12 and a["queries"]["point"] == 24 * 24
 
 
-def test_fewer_samples_needs_the_resamples_and_every_seed(report, stats, tmp_path):
+def test_fewer_samples_needs_the_resamples_and_every_seed(report, stats, tmp_path, sweep_page):
     """WIND reaches Best-of-2 at round 24 on every seed and prompt, SPPO never: fewer, in every
     resample; a method ahead in 98% of resamples but level on one seed alone is not separated;
     two seeds give no verdict; the page's first section carries the verdict."""
@@ -249,12 +255,12 @@ def test_fewer_samples_needs_the_resamples_and_every_seed(report, stats, tmp_pat
     f = t["methods"]["sppo"]["fewer"]["wind-squared"][2]["samples"]
     assert f["verdict"] == "fewer" and f["less"] == 1.0 and f["more"] == 0.0
     assert f["seeds"] == [(384.0, np.inf)] * 3
-    page = report.markdown(t)
+    page = sweep_page.markdown(t)
     assert "| fewer samples than SPPO | fewer; less in 100%, more in 0% of resamples |" in page
     row = "| reaches Best-of-2 at (pooled seeds) | round 24 [24, 24] (3 of 3 seeds), 384 samples,"
     assert row + " KL 2.40 nats |" in page
     sweep_tree(tmp_path / "flat", gap=0.0)  # WIND never reaches it
-    page = report.markdown(report.tables(report.load(tmp_path / "flat")))
+    page = sweep_page.markdown(report.tables(report.load(tmp_path / "flat")))
     assert "| not reached (3 of 3 seeds; not reached [not reached, not reached]) |" in page
     # b: at the target by round 24 on every seed. a: far past it at round 12 on seeds 1 and 2;
     # on seed 0 a hair below it at round 12 (past it in about half the prompt resamples)
@@ -309,7 +315,7 @@ def test_each_seed_meets_its_own_target(stats):
     assert d["verdict"] == "better"
 
 
-def test_the_answer_reads_each_cost_of_each_baseline(report, stats, tmp_path):
+def test_the_answer_reads_each_cost_of_each_baseline(report, stats, tmp_path, sweep_page):
     """WIND reaches Best-of-2 at round 36 (576 samples, 864 queries); J-BOND, 12 samples and 12
     queries a round, not within its 576 of each: fewer samples, queries not separated."""
     sweep_tree(tmp_path, gap=0.04)
@@ -321,7 +327,7 @@ def test_the_answer_reads_each_cost_of_each_baseline(report, stats, tmp_path):
     by_cost = {c: stats.fewer(wind, jbond, targets, c) for c in ("samples", "queries")}
     t["methods"]["jbond"] = {"fewer": {"wind-squared": {2: by_cost}},
                              "reach": {2: stats.reach(jbond, targets)}}  # fmt: skip
-    page = "\n".join(report.answer(t))
+    page = "\n".join(sweep_page.answer(t))
     assert (
         "J-BOND reaches Best-of-2 on none of its seeds within its runs (576 samples, 576 " in page
     )
@@ -355,7 +361,7 @@ def test_an_end_meets_the_other_path_where_it_has_moved_as_far_on_that_seed(stat
     assert stats.dominance(other, wind, 48) is None  # WIND has no evaluation beyond its end
 
 
-def test_the_page_says_where_an_end_dominates_the_other_path(report, tmp_path):
+def test_the_page_says_where_an_end_dominates_the_other_path(report, tmp_path, sweep_page):
     """SPPO moves twice as far as WIND by every round, and its round 24 (as far as WIND's end)
     is still below WIND's end: the page says WIND's end dominates it, in the section and the
     answer; SPPO's end meets no WIND evaluation as far out."""
@@ -371,7 +377,7 @@ def test_the_page_says_where_an_end_dominates_the_other_path(report, tmp_path):
     sides = t["methods"]["sppo"]["dominance"]["wind-squared"]
     assert sides["other"] is None and sides["wind"]["y_steps"] == [24, 24, 24]
     assert sides["wind"]["mean"] == pytest.approx(0.04) and sides["wind"]["dominates"]
-    page = report.markdown(t)
+    page = sweep_page.markdown(t)
     assert (
         "| WIND (`wind-squared`) (round 48) | SPPO (24; 24; 24) | +0.040 [+0.040, +0.040] " in page
     )
@@ -380,14 +386,14 @@ def test_the_page_says_where_an_end_dominates_the_other_path(report, tmp_path):
             "end − its path +0.040 [+0.040, +0.040], better |") in page  # fmt: skip
 
 
-def test_a_choice_at_the_edge_of_the_grid_is_said(report, tmp_path):
+def test_a_choice_at_the_edge_of_the_grid_is_said(report, tmp_path, sweep_page):
     """Both choices in the middle of the learning-rate grid: nothing said; one at its top: the
     page says the best may lie beyond it."""
     sweep_tree(tmp_path, gap=0.04)
     t = report.tables(report.load(tmp_path))
-    assert "The chosen learning rate is" not in report.markdown(t)
+    assert "The chosen learning rate is" not in sweep_page.markdown(t)
     t["chosen"]["sppo"] = "lr4e-05_eta5"
     assert (
         "The chosen learning rate is the grid's largest (4e-05) for SPPO: the best may lie "
-        "beyond the grid" in report.markdown(t)
+        "beyond the grid" in sweep_page.markdown(t)
     )

@@ -67,8 +67,8 @@ def _share(x: float) -> str:
     """A share of resamples in whole percent; a share that is not none (or not all) never reads
     as 0% (100%).
 
-    >>> _share(0.0), _share(0.001), _share(0.5), _share(0.999), _share(1.0)
-    ('0%', '<1%', '50%', '>99%', '100%')
+    >>> [_share(x) for x in (0.0, 0.004, 0.5, 0.99, 0.996, 1.0)]
+    ['0%', '<1%', '50%', '99%', '>99%', '100%']
     """
     if 0 < x < 0.01:
         return "<1%"

@@ -259,6 +259,8 @@ def test_fewer_samples_needs_the_resamples_and_every_seed(report, stats, tmp_pat
     assert "| fewer samples than SPPO | fewer; less in 100%, more in 0% of resamples |" in page
     row = "| reaches Best-of-2 at (pooled seeds) | round 24 [24, 24] (3 of 3 seeds), 384 samples,"
     assert row + " KL 2.40 nats |" in page
+    assert "| 576 [576, 576] | 24; 24; 24 | 2.40 |" in page  # the cost table's rounds per seed
+    assert "| not reached; not reached; not reached | — |" in page  # SPPO's
     sweep_tree(tmp_path / "flat", gap=0.0)  # WIND never reaches it
     page = sweep_page.markdown(report.tables(report.load(tmp_path / "flat")))
     assert "| not reached (3 of 3 seeds; not reached [not reached, not reached]) |" in page
@@ -349,6 +351,9 @@ def test_an_end_meets_the_other_path_where_it_has_moved_as_far_on_that_seed(stat
     wind = kl_runs({48: [1.0, 2.0, 1.5]}, {48: [0.6, 0.6, 0.6]})
     other = kl_runs({12: [1.0, 0.5, 0.2], 24: [3.0, 2.5, 1.0], 48: [4.0, 3.0, 1.6]},
                     {12: [0.55, 0.5, 0.5], 24: [0.7, 0.58, 0.5], 48: [0.8, 0.8, 0.59]})  # fmt: skip
+    wind[0]["evals"][48]["kl"] = np.r_[np.zeros(30), np.full(10, 4.0)]  # mean 1.0, median 0
+    for run in other.values():  # evaluations in any order
+        run["evals"] = dict(reversed(run["evals"].items()))
     d = stats.dominance(wind, other, 48)
     assert d["y_steps"] == [12, 24, 48]  # equal KL on seed 0 counts as as far
     assert d["kl"] == [(1.0, 1.0), (2.0, 2.5), (1.5, 1.6)]
@@ -384,6 +389,35 @@ def test_the_page_says_where_an_end_dominates_the_other_path(report, tmp_path, s
     assert "| 4.80 / 4.80; 4.80 / 4.80; 4.80 / 4.80 | yes |" in page
     assert ("| against SPPO at no less KL (an end against the other's path as far out) | WIND's "
             "end − its path +0.040 [+0.040, +0.040], better |") in page  # fmt: skip
+    assert t["methods"]["wind-squared"]["dominance"] == {}  # never against itself
+
+
+def test_the_section_and_the_answer_list_each_side_in_order(stats, sweep_page):
+    """Per-seed KL as end / against and per-seed differences in seed order; a side that does not
+    dominate is still listed, and the other side's row appears when WIND's side has none."""
+    wind = kl_runs({48: [1.0, 2.0, 1.5]}, {48: [0.6, 0.6, 0.6]})
+    other = kl_runs({12: [1.0, 0.5, 0.2], 24: [3.0, 2.5, 1.0], 48: [4.0, 3.0, 1.6]},
+                    {12: [0.55, 0.5, 0.5], 24: [0.7, 0.58, 0.5], 48: [0.8, 0.8, 0.59]})  # fmt: skip
+
+    def page(sides: dict) -> str:
+        t = {"steps": [48], "targets": {2: None},
+             "methods": {"wind-squared": {"reach_all": {}, "curve": {}},
+                         "sppo": {"dominance": {"wind-squared": sides}}}}  # fmt: skip
+        return "\n".join([*sweep_page.at_no_more_kl(t), *sweep_page.answer(t)])
+
+    text = page({"wind": stats.dominance(wind, other, 48), "other": None})
+    assert "| 1.00 / 1.00; 2.00 / 2.50; 1.50 / 1.60 | yes |" in text
+    assert "| +0.050; +0.020; +0.010 |" in text
+    other[1]["evals"][24]["win_rate"] = np.full(40, 0.61)  # no longer dominated
+    text = page({"wind": stats.dominance(wind, other, 48), "other": None})
+    assert "| WIND's end − its path " in text and "| no |" in text
+    text = page({"wind": None, "other": stats.dominance(other, kl_runs(
+        {48: [5.0, 5.0, 5.0]}, {48: [0.6, 0.6, 0.6]}), 48)})  # fmt: skip
+    assert "| SPPO (round 48) | WIND (`wind-squared`) (48; 48; 48) |" in text
+    assert "| its end − WIND's path " in text
+    assert "| neither moved as far as the other's end on every seed |" in page(
+        {"wind": None, "other": None}
+    )
 
 
 def test_a_choice_at_the_edge_of_the_grid_is_said(report, tmp_path, sweep_page):
@@ -397,3 +431,5 @@ def test_a_choice_at_the_edge_of_the_grid_is_said(report, tmp_path, sweep_page):
         "The chosen learning rate is the grid's largest (4e-05) for SPPO: the best may lie "
         "beyond the grid" in sweep_page.markdown(t)
     )
+    t["chosen"]["sppo"] = "lr1e-05_eta5"
+    assert "is the grid's smallest (1e-05) for SPPO: the best" in sweep_page.markdown(t)

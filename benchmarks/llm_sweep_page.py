@@ -117,8 +117,9 @@ def answer(t: dict[str, Any], n: int = 2) -> list[str]:
     if not winds or n not in t["targets"]:
         return []
     last = t["steps"][-1]
+    done, total = t.get("progress", {}).get("final", (0, 1))
     lines = [
-        "## The answer so far",
+        "## The answer" + ("" if done == total else " so far"),
         "",
         f"Does WIND reach the initial model's Best-of-{n} with fewer samples and queries than "
         + ", ".join(NAMES[m] for m in ASKED_COST)

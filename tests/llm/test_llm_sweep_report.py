@@ -261,6 +261,9 @@ def test_fewer_samples_needs_the_resamples_and_every_seed(report, stats, tmp_pat
     assert row + " KL 2.40 nats |" in page
     assert "| 576 [576, 576] | 24; 24; 24 | 2.40 |" in page  # the cost table's rounds per seed
     assert "| not reached; not reached; not reached | — |" in page  # SPPO's
+    assert "## The answer\n" in page  # every final run known is in
+    t["progress"]["final"] = (6, 24)
+    assert "## The answer so far\n" in sweep_page.markdown(t)
     sweep_tree(tmp_path / "flat", gap=0.0)  # WIND never reaches it
     page = sweep_page.markdown(report.tables(report.load(tmp_path / "flat")))
     assert "| not reached (3 of 3 seeds; not reached [not reached, not reached]) |" in page

@@ -55,11 +55,19 @@ def _files(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir())
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C at its default, as a terminal's foreground job has it. A
+    background job of a non-interactive shell (``make test &``, ``nohup ... &``) inherits SIGINT
+    ignored (POSIX), and Python then installs no Ctrl-C handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wind(*argv: str) -> subprocess.Popen:
     """Start the real ``wind`` executable (stdout, stderr captured as text)."""
     return subprocess.Popen(
-        [str(WIND), *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [str(WIND), *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
 
 
 def _wait_running(proc: subprocess.Popen, out: Path, timeout: float = 60.0) -> None:

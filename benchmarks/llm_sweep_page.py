@@ -60,7 +60,7 @@ def _spent(cost: float, budget: float) -> str:
     >>> _spent(384.0, 768.0), _spent(math.inf, 576.0)
     ('384', 'not reached within 576')
     """
-    return f"not reached within {budget:g}" if math.isinf(cost) else f"{cost:g}"
+    return f"not reached within {budget:g}" if math.isinf(cost) else _count(cost)
 
 
 def _share(x: float) -> str:

@@ -274,12 +274,14 @@ def dominance(x: dict[int, Any], y: dict[int, Any], last: int) -> dict[str, Any]
     seeds = sorted(s for s in set(x) & set(y) if last in x[s]["evals"] and last in y[s]["evals"])
     if not seeds:
         return None
-    y_steps = []
+    y_steps, kl = [], []
     for s in seeds:
-        far = [t for t in sorted(y[s]["evals"]) if _kl(y[s], t) >= _kl(x[s], last)]
-        if not far:
+        end = _kl(x[s], last)
+        far = next((t for t in sorted(y[s]["evals"]) if _kl(y[s], t) >= end), None)
+        if far is None:
             return None
-        y_steps.append(far[0])
+        y_steps.append(far)
+        kl.append((end, _kl(y[s], far)))
     d = difference(
         {s: {"evals": {0: x[s]["evals"][last]}} for s in seeds},
         {s: {"evals": {0: y[s]["evals"][t]}} for s, t in zip(seeds, y_steps, strict=True)},
@@ -289,5 +291,5 @@ def dominance(x: dict[int, Any], y: dict[int, Any], last: int) -> dict[str, Any]
         **d,
         "y_steps": y_steps,
         "dominates": d["verdict"] == "better",
-        "kl": [(_kl(x[s], last), _kl(y[s], t)) for s, t in zip(seeds, y_steps, strict=True)],
+        "kl": kl,
     }
